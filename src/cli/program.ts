@@ -1,0 +1,51 @@
+// The `svsm` command: builds the commander program and runs it with user errors mapped to
+// one-sentence messages and exit codes (io.ts).
+
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { addReportCommands } from './commands/report.js';
+import { type CliIo, EXIT, processIo, UserError } from './io.js';
+
+function packageVersion(): string {
+  // src/cli and dist/cli both sit two levels below the package root.
+  const url = new URL('../../package.json', import.meta.url);
+  const pkg = JSON.parse(readFileSync(url, 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export function buildProgram(io: CliIo): Command {
+  const program = new Command('svsm')
+    .description(
+      'svsm-ts: an AMD SEV-SNP confidential VM in software (the machine, the untrusted host and ' +
+        'a Secure VM Service Module) and tools to inspect what it produces.',
+    )
+    .version(packageVersion(), '-V, --version', 'print the svsm-ts version')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+    .exitOverride();
+  addReportCommands(program, io);
+  for (const cmd of program.commands) {
+    cmd.exitOverride();
+    for (const sub of cmd.commands) sub.exitOverride();
+  }
+  return program;
+}
+
+/** Runs the CLI on `args` (without node and script) and returns the exit code. */
+export async function runCli(args: readonly string[], io: CliIo = processIo): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync([...args], { from: 'user' });
+    return EXIT.OK;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Help and version exit through here with code 0; usage errors were already printed.
+      return e.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+    }
+    if (e instanceof UserError) {
+      io.err(`svsm: ${e.message}`);
+      return EXIT.USAGE;
+    }
+    throw e;
+  }
+}
