@@ -10,6 +10,7 @@
 // Every integer in these structures is little-endian (x86 native). Note that this differs from
 // the MSSIM socket protocol the vTPM request imitates, whose u32 fields are big-endian.
 
+import { guidFromBytesLe as guidFromBytes, guidToBytesLe as guidToBytes } from './certs.js';
 import { defineBits, field, flag } from './bits.js';
 import { defineStruct, FieldRangeError, type FieldSpecs, type StructLayout } from './struct.js';
 
@@ -384,36 +385,9 @@ export function reservedFieldsClear<F extends FieldSpecs>(
   return true;
 }
 
-// ---------------------------------------------------------------------------------------------
 // GUIDs as the SVSM spec stores them: EFI byte order (the first three groups little-endian, the
-// last eight bytes as written), which COCONUT calls `Uuid::to_bytes_le`.
-
-const GUID_RE = /^([0-9a-f]{8})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{12})$/i;
-
-/** GUID text ("c476f1eb-0123-...") to its 16 wire bytes. */
-export function guidToBytes(text: string): Uint8Array {
-  const m = GUID_RE.exec(text);
-  if (m === null) throw new FieldRangeError(`not a GUID: ${JSON.stringify(text)}`);
-  const h = (m.slice(1) as string[]).join('');
-  const b = new Uint8Array(16);
-  for (let i = 0; i < 16; i++) b[i] = parseInt(h.slice(2 * i, 2 * i + 2), 16);
-  b.subarray(0, 4).reverse();
-  b.subarray(4, 6).reverse();
-  b.subarray(6, 8).reverse();
-  return b;
-}
-
-/** 16 wire bytes to lower-case GUID text. */
-export function guidFromBytes(bytes: Uint8Array): string {
-  if (bytes.length !== 16) throw new FieldRangeError(`a GUID is 16 bytes, not ${bytes.length}`);
-  const b = Uint8Array.from(bytes);
-  b.subarray(0, 4).reverse();
-  b.subarray(4, 6).reverse();
-  b.subarray(6, 8).reverse();
-  let h = '';
-  for (const x of b) h += x.toString(16).padStart(2, '0');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}
+// last eight bytes as written), which COCONUT calls `Uuid::to_bytes_le`; certs.ts defines it.
+export { guidToBytesLe as guidToBytes, guidFromBytesLe as guidFromBytes } from './certs.js';
 
 // ---------------------------------------------------------------------------------------------
 // Services manifest (58019 section 7 "Attestation Protocol", GUID table; COCONUT GuidTable):

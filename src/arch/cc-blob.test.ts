@@ -1,0 +1,86 @@
+import { describe, expect, it } from 'vitest';
+import {
+  CC_BLOB_SEV_HDR_MAGIC,
+  CC_BLOB_SEV_INFO,
+  CC_SETUP_DATA,
+  CC_SETUP_DATA_LEN,
+  SETUP_CC_BLOB,
+} from './cc-blob.js';
+import type { FieldSpecs, StructLayout } from './struct.js';
+
+type SpecTable<F extends FieldSpecs> = {
+  readonly [K in keyof F & string]: readonly [offset: number, size: number];
+};
+
+/**
+ * Checks a layout against a table typed from the reference: total size, every field's offset and
+ * size, no gaps, and that each field reads the bytes at the table's offset (little-endian).
+ */
+function expectSpecLayout<F extends FieldSpecs>(
+  layout: StructLayout<F>,
+  size: number,
+  table: SpecTable<F>,
+): void {
+  expect(layout.size).toBe(size);
+  const names = (Object.keys(table) as (keyof F & string)[]).sort(
+    (a, b) => table[a][0] - table[b][0],
+  );
+  expect(layout.fields.map((f) => f.name).sort()).toEqual([...names].sort());
+  let next = 0;
+  for (const name of names) {
+    const [offset, fieldSize] = table[name];
+    expect([name, 'starts where the previous field ends', offset]).toEqual([
+      name,
+      'starts where the previous field ends',
+      next,
+    ]);
+    next = offset + fieldSize;
+    const f = layout.field(name);
+    expect([name, f.offset, f.size]).toEqual([name, offset, fieldSize]);
+    const buf = new Uint8Array(size);
+    for (let j = 0; j < fieldSize; j++) buf[offset + j] = j + 1;
+    const expected =
+      f.type === 'bytes'
+        ? Uint8Array.from({ length: fieldSize }, (_, j) => j + 1)
+        : fieldSize === 8
+          ? 0x0807060504030201n
+          : [0, 0x01, 0x0201, 0, 0x04030201][fieldSize];
+    expect([name, layout.get(buf, name)]).toEqual([name, expected]);
+  }
+  expect(next).toBe(size);
+}
+// Tables typed from reference/linux-snp-guest.md section 1.3, independently of cc-blob.ts.
+describe('cc_blob_sev_info', () => {
+  it('is 0x28 packed bytes with every field at its Linux offset', () => {
+    expectSpecLayout(CC_BLOB_SEV_INFO, 0x28, {
+      magic: [0x00, 4],
+      version: [0x04, 2],
+      reserved: [0x06, 2],
+      secretsPhys: [0x08, 8],
+      secretsLen: [0x10, 4],
+      rsvd1: [0x14, 4],
+      cpuidPhys: [0x18, 8],
+      cpuidLen: [0x20, 4],
+      rsvd2: [0x24, 4],
+    });
+  });
+
+  it('starts with the ASCII bytes "AMDE"', () => {
+    const blob = CC_BLOB_SEV_INFO.alloc();
+    CC_BLOB_SEV_INFO.set(blob, 'magic', CC_BLOB_SEV_HDR_MAGIC);
+    expect(new TextDecoder().decode(blob.subarray(0, 4))).toBe('AMDE');
+  });
+});
+
+describe('SETUP_CC_BLOB node', () => {
+  it('is setup_data type 7 carrying a 4-byte blob address', () => {
+    expect(SETUP_CC_BLOB).toBe(7);
+    expect(CC_SETUP_DATA_LEN).toBe(4);
+    expectSpecLayout(CC_SETUP_DATA, 0x14, {
+      next: [0x00, 8],
+      type: [0x08, 4],
+      len: [0x0c, 4],
+      ccBlobAddress: [0x10, 4],
+    });
+  });
+});
