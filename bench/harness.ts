@@ -22,3 +22,6 @@ export function nsPerOp(fn: () => void, minMs = 200): number {
   }
   return Number(elapsed) / iterations;
 }
+
+/** Keeps a computed value observable so the optimiser cannot drop the work that made it. */
+export const sink = { value: 0 as number | bigint };
