@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { addReportCommands } from './commands/report.js';
+import { addVerifyCommand } from './commands/verify.js';
 import { type CliIo, EXIT, processIo, UserError } from './io.js';
 
 function packageVersion(): string {
@@ -13,7 +14,11 @@ function packageVersion(): string {
   return pkg.version;
 }
 
-export function buildProgram(io: CliIo): Command {
+/**
+ * The `svsm` program. A command whose verdict is negative (e.g. a rejected report) reports exit
+ * code 1 through `setExitCode`; user errors still throw UserError.
+ */
+export function buildProgram(io: CliIo, setExitCode: (code: number) => void = () => {}): Command {
   const program = new Command('svsm')
     .description(
       'svsm-ts: an AMD SEV-SNP confidential VM in software (the machine, the untrusted host and ' +
@@ -24,6 +29,7 @@ export function buildProgram(io: CliIo): Command {
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .exitOverride();
   addReportCommands(program, io);
+  addVerifyCommand(program, io, setExitCode);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     for (const sub of cmd.commands) sub.exitOverride();
@@ -33,10 +39,13 @@ export function buildProgram(io: CliIo): Command {
 
 /** Runs the CLI on `args` (without node and script) and returns the exit code. */
 export async function runCli(args: readonly string[], io: CliIo = processIo): Promise<number> {
-  const program = buildProgram(io);
+  let exitCode: number = EXIT.OK;
+  const program = buildProgram(io, (code) => {
+    exitCode = Math.max(exitCode, code);
+  });
   try {
     await program.parseAsync([...args], { from: 'user' });
-    return EXIT.OK;
+    return exitCode;
   } catch (e) {
     if (e instanceof CommanderError) {
       // Help and version exit through here with code 0; usage errors were already printed.
