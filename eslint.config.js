@@ -15,6 +15,13 @@ export default tseslint.config(
     },
   },
   {
+    files: ['**/*.cjs'],
+    languageOptions: {
+      sourceType: 'commonjs',
+      globals: { module: 'writable', require: 'readonly' },
+    },
+  },
+  {
     // Determinism (STYLE.md): simulated hardware, host and SVSM take time and randomness from
     // injected sources only.
     files: ['src/hw/**/*.ts', 'src/host/**/*.ts', 'src/svsm/**/*.ts'],
