@@ -21,7 +21,7 @@ import {
   Version,
 } from '@peculiar/asn1-x509';
 import { ATTESTATION_REPORT, hexToBytes, REPORT_SIGNED_LENGTH } from '../arch/index.js';
-import { AMD_KDS_OID, bigEndianToSevComponent } from '../arch/certs.js';
+import { AMD_KDS_OID, bigEndianToSevComponent } from '../arch/index.js';
 
 /** AMD's RSASSA-PSS parameters, byte for byte as in AMD's certificates (trailer field explicit). */
 export const AMD_PSS_ALGORITHM_HEX =

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { Certificate, Extension, Extensions } from '@peculiar/asn1-x509';
 import { fixture } from '../../test/fixtures.js';
-import { AMD_KDS_OID } from '../arch/certs.js';
+import { AMD_KDS_OID } from '../arch/index.js';
 import { ATTESTATION_REPORT, bytesToHex } from '../arch/index.js';
 import { ext, kdsExtensions } from './kds-chain.fixture.js';
 import { KdsExtensionError, parseKdsExtensions } from './vcek-extensions.js';

@@ -6,7 +6,7 @@
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { Certificate } from '@peculiar/asn1-x509';
 // certs.ts is not yet re-exported by src/arch/index.ts; switch to the index when it is.
-import { AMD_KDS_OID } from '../arch/certs.js';
+import { AMD_KDS_OID } from '../arch/index.js';
 import { DER_TAG, DerError, integerValue, readOnlyTlv, stringValue } from './der.js';
 
 /** authorityKeyIdentifier, the one standard extension a KDS-issued VCEK/VLEK may carry. */

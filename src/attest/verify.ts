@@ -18,9 +18,9 @@ import {
   SIGNER_INFO,
   SIGNING_KEY,
   TCB_VERSION,
+  P384_SCALAR_SIZE,
+  sevComponentToBigEndian,
 } from '../arch/index.js';
-// certs.ts is not yet re-exported by src/arch/index.ts; switch to the index when it is.
-import { P384_SCALAR_SIZE, sevComponentToBigEndian } from '../arch/certs.js';
 import {
   type ChainInput,
   checkCertChain,

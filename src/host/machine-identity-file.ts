@@ -21,7 +21,7 @@ import {
   existsSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { bytesToHex } from '../arch/struct.js';
+import { bytesToHex } from '../arch/index.js';
 import {
   ChipIdentityError,
   chipIdentityFromJson,

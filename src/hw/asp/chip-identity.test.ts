@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { TCB_VERSION } from '../../arch/report.js';
+import { TCB_VERSION } from '../../arch/index.js';
 import { seededRandom } from '../random.js';
 import {
   CHIP_IDENTITY_FORMAT,

@@ -10,8 +10,8 @@
 
 import { createHmac, createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { bytesToHex, hexToBytes } from '../../arch/struct.js';
-import { PRODUCT_CPUID, TCB_VERSION, type ProductName } from '../../arch/report.js';
+import { bytesToHex, hexToBytes } from '../../arch/index.js';
+import { PRODUCT_CPUID, TCB_VERSION, type ProductName } from '../../arch/index.js';
 import { randomBytesFrom, type RandomSource } from '../random.js';
 import {
   arkCommonName,

@@ -1,6 +1,6 @@
 import { createPublicKey, generateKeyPairSync, verify } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { hexToBytes } from '../../arch/struct.js';
+import { hexToBytes } from '../../arch/index.js';
 import { bigIntToBytes } from './bignum.js';
 import { P384_ORDER, p384PrivateScalarOf, signP384Sha384 } from './ecdsa-p384.js';
 

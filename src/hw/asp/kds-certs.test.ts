@@ -7,8 +7,8 @@ import { AsnConvert } from '@peculiar/asn1-schema';
 import { Certificate, SubjectPublicKeyInfo } from '@peculiar/asn1-x509';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixture } from '../../../test/fixtures.js';
-import { AMD_KDS_OID } from '../../arch/certs.js';
-import { TCB_VERSION } from '../../arch/report.js';
+import { AMD_KDS_OID } from '../../arch/index.js';
+import { TCB_VERSION } from '../../arch/index.js';
 import type { ChipIdentity } from './chip-identity.js';
 import {
   buildArkCertificate,

@@ -38,8 +38,8 @@ import {
   id_ce_keyUsage,
   id_ce_subjectKeyIdentifier,
 } from '@peculiar/asn1-x509';
-import { AMD_KDS_OID } from '../../arch/certs.js';
-import { TCB_VERSION, type ProductName } from '../../arch/report.js';
+import { AMD_KDS_OID } from '../../arch/index.js';
+import { TCB_VERSION, type ProductName } from '../../arch/index.js';
 import { derIa5String, derInteger, derTlv } from './der.js';
 import { PSS_SALT_LENGTH, signRsaPssSha384 } from './rsa.js';
 

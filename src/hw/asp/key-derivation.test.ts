@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { GUEST_FIELD_SELECT } from '../../arch/guest-message.js';
+import { GUEST_FIELD_SELECT } from '../../arch/index.js';
 import {
   DERIVED_KEY_SIZE,
   deriveGuestKey,

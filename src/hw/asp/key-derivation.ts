@@ -10,7 +10,7 @@
 // and takes POLICY, IMAGE_ID, FAMILY_ID and MEASUREMENT from the guest's launch context.
 
 import { createHmac, hkdfSync } from 'node:crypto';
-import { GUEST_FIELD_SELECT } from '../../arch/guest-message.js';
+import { GUEST_FIELD_SELECT } from '../../arch/index.js';
 import { CHIP_SECRET_SIZE } from './chip-identity.js';
 
 export const DERIVED_KEY_SIZE = 32;

@@ -9,7 +9,7 @@ import {
   REPORT_SIGNED_LENGTH,
   REPORT_SIZE,
   SIGNER_INFO,
-} from '../../arch/report.js';
+} from '../../arch/index.js';
 import type { ChipIdentity } from './chip-identity.js';
 import {
   buildReport,

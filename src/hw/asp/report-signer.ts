@@ -5,7 +5,7 @@
 // zero-padded to 72 bytes, at 0x2A0 and 0x2E8.
 
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
-import { bigEndianToSevComponent, sevComponentToBigEndian } from '../../arch/certs.js';
+import { bigEndianToSevComponent, sevComponentToBigEndian } from '../../arch/index.js';
 import {
   ATTESTATION_REPORT,
   PRODUCT_CPUID,
@@ -16,8 +16,8 @@ import {
   SIGNER_INFO,
   SIGNING_KEY,
   type ProductName,
-} from '../../arch/report.js';
-import { FieldRangeError } from '../../arch/struct.js';
+} from '../../arch/index.js';
+import { FieldRangeError } from '../../arch/index.js';
 import type { FirmwareVersion } from './chip-identity.js';
 import { p384PrivateScalarOf, P384_BYTES, signP384Sha384 } from './ecdsa-p384.js';
 

@@ -1,7 +1,7 @@
 import { createPublicKey, sign, verify } from 'node:crypto';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { TCB_VERSION } from '../../arch/report.js';
+import { TCB_VERSION } from '../../arch/index.js';
 import { bytesToBigInt } from './bignum.js';
 import type { ChipIdentity } from './chip-identity.js';
 import { P384_ORDER } from './ecdsa-p384.js';
