@@ -12,3 +12,4 @@ export * from './cpuid-page.js';
 export * from './cc-blob.js';
 export * from './certs.js';
 export * from './svsm-abi.js';
+export * from './vmpl0.js';
