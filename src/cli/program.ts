@@ -3,6 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { addKdsCommands } from './commands/kds.js';
 import { addReportCommands } from './commands/report.js';
 import { addVerifyCommand } from './commands/verify.js';
 import { type CliIo, EXIT, processIo, UserError } from './io.js';
@@ -30,6 +31,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void = ()
     .exitOverride();
   addReportCommands(program, io);
   addVerifyCommand(program, io, setExitCode);
+  addKdsCommands(program, io);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     for (const sub of cmd.commands) sub.exitOverride();
