@@ -84,11 +84,34 @@ export interface Vmpl0 {
    */
   vmgexit(): boolean;
 
+  /** This vCPU's general-purpose registers and RIP at VMPL0 (boot parameters arrive in them). */
+  readRegister(name: Vmpl0Register): bigint;
+  writeRegister(name: Vmpl0Register, value: bigint): void;
+
   /** RDRAND: random bits from the platform. */
   rdrand(bytes: Uint8Array): void;
   /** RDTSC: the virtual time stamp counter. */
   rdtsc(): bigint;
 }
+
+export type Vmpl0Register =
+  | 'rax'
+  | 'rcx'
+  | 'rdx'
+  | 'rbx'
+  | 'rsp'
+  | 'rbp'
+  | 'rsi'
+  | 'rdi'
+  | 'r8'
+  | 'r9'
+  | 'r10'
+  | 'r11'
+  | 'r12'
+  | 'r13'
+  | 'r14'
+  | 'r15'
+  | 'rip';
 
 /** The entry point an SVSM image exports: called each time a vCPU enters VMPL0. */
 export type SvsmEntryPoint = (cpu: Vmpl0) => void;

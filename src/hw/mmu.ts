@@ -148,6 +148,16 @@ export class Mmu {
     return r;
   }
 
+  /**
+   * The guest physical address `va` maps to, ignoring the RMP state of the final page (PVALIDATE
+   * and RMPADJUST operate on pages that are not validated yet); -1 when the walk itself fails.
+   */
+  translateWalkOnly(regs: PagingRegisters, va: number): number {
+    if (!CR0.has(regs.cr0, 'PG')) return va;
+    const e = this.walk(regs, va, ACCESS.READ, 0, 0);
+    return e === null ? -1 : e.page + (va % PAGE_SIZE);
+  }
+
   /** The 4-level walk; null after recording a fault in `result`. */
   private walk(
     regs: PagingRegisters,

@@ -32,6 +32,11 @@ export class Vcpu {
   readonly context = new Uint8Array(VMSA_SIZE);
   readonly regs = VMSA.on(this.context);
   private current: VmsaRunning | null = null;
+  /**
+   * The GHCB MSR (0xC0010130) of each VMPL. Under SEV-ES the hardware keeps it outside the VMSA,
+   * where the hypervisor reads the guest's request and writes its MSR-protocol response.
+   */
+  readonly ghcbMsr: bigint[] = [0n, 0n, 0n, 0n];
 
   constructor(
     readonly apicId: number,

@@ -1,0 +1,155 @@
+// The engine that runs a TypeScript test program as the guest of a VMPL (normally VMPL2), for
+// protocol tests, fuzzing and the demo before the x86 engine runs real guests. The program is a
+// generator: `yield* cpu.vmgexit()` is the VMGEXIT instruction, and the program resumes after it
+// when the host (or the SVSM, through the host) runs this VMSA again. Its registers live in the
+// vCPU's VMSA-layout context, its memory accesses go through the RMP at its VMPL.
+
+import { CpuFaultError, MSR, VECTOR, type Vmpl0Register } from '../../arch/index.js';
+import type { Engine, ExitPort } from '../engine.js';
+import type { Machine } from '../machine.js';
+import { PAGE_SIZE } from '../memory.js';
+import { ACCESS, type Access, RMP_OK, RMP_VC_NOT_VALIDATED } from '../rmp.js';
+import type { Vcpu } from '../vcpu.js';
+
+const SVM_EXIT_VMGEXIT = 0x403n;
+const SVM_EXIT_HLT = 0x78n;
+const SVM_EXIT_SHUTDOWN = 0x7fn;
+
+/** What a scripted guest can do: its CPU at its VMPL, CPL0, with an identity map. */
+export interface GuestCpu {
+  readonly vcpuIndex: number;
+  readonly vmpl: number;
+  readRegister(name: Vmpl0Register): bigint;
+  writeRegister(name: Vmpl0Register, value: bigint): void;
+  /** Reads guest physical memory through an identity map: private (C-bit set) unless `shared`. */
+  read(gpa: number, length: number, shared?: boolean): Uint8Array;
+  write(gpa: number, data: Uint8Array, shared?: boolean): void;
+  rdmsr(msr: number): bigint;
+  wrmsr(msr: number, value: bigint): void;
+  /** PVALIDATE: faults below VMPL0, as on hardware. */
+  pvalidate(gpa: number, size2M: boolean, validate: boolean): { rax: number; carry: boolean };
+  /** VMGEXIT; use as `yield* cpu.vmgexit()`. */
+  vmgexit(): Generator<void, void, void>;
+  /** Appends a line to the run's log (a test's view of what the guest did). */
+  log(text: string): void;
+}
+
+export type GuestProgram = (cpu: GuestCpu) => Generator<void, void, void>;
+
+class ScriptedCpu implements GuestCpu {
+  readonly vcpuIndex: number;
+  readonly vmpl: number;
+  private readonly bytes: Uint8Array;
+
+  constructor(
+    private readonly machine: Machine,
+    private readonly vcpu: Vcpu,
+    private readonly onLog: (line: string) => void,
+  ) {
+    this.vcpuIndex = machine.vcpus.indexOf(vcpu);
+    this.vmpl = vcpu.running?.vmpl ?? 0;
+    this.bytes = machine.physicalMemory().bytes;
+  }
+
+  readRegister(name: Vmpl0Register): bigint {
+    return this.vcpu.regs.get(name);
+  }
+
+  writeRegister(name: Vmpl0Register, value: bigint): void {
+    this.vcpu.regs.set(name, BigInt.asUintN(64, value));
+  }
+
+  private check(gpa: number, length: number, shared: boolean, access: Access): void {
+    for (
+      let p = Math.floor(gpa / PAGE_SIZE);
+      p <= Math.floor((gpa + length - 1) / PAGE_SIZE);
+      p++
+    ) {
+      const r = this.machine.rmp.check(p * PAGE_SIZE, !shared, this.vmpl, 0, access);
+      if (r === RMP_OK) continue;
+      if (r === RMP_VC_NOT_VALIDATED) throw new CpuFaultError(VECTOR.VC, 0x404, p * PAGE_SIZE);
+      // An RMP nested page fault the host cannot fix for the guest: the access does not complete.
+      throw new CpuFaultError(VECTOR.MC, r, p * PAGE_SIZE);
+    }
+  }
+
+  read(gpa: number, length: number, shared = false): Uint8Array {
+    this.check(gpa, length, shared, ACCESS.READ);
+    return this.bytes.slice(gpa, gpa + length);
+  }
+
+  write(gpa: number, data: Uint8Array, shared = false): void {
+    this.check(gpa, data.length, shared, ACCESS.WRITE);
+    this.bytes.set(data, gpa);
+  }
+
+  rdmsr(msr: number): bigint {
+    if (msr === MSR.GHCB) return this.vcpu.ghcbMsr[this.vmpl]!;
+    if (msr === MSR.SEV_STATUS) return (this.vcpu.regs.get('sevFeatures') << 2n) | 0b111n;
+    throw new CpuFaultError(VECTOR.VC, 0x7c, msr);
+  }
+
+  wrmsr(msr: number, value: bigint): void {
+    if (msr === MSR.GHCB) {
+      this.vcpu.ghcbMsr[this.vmpl] = BigInt.asUintN(64, value);
+      return;
+    }
+    throw new CpuFaultError(VECTOR.VC, 0x7c, msr);
+  }
+
+  pvalidate(gpa: number, size2M: boolean, validate: boolean): { rax: number; carry: boolean } {
+    const r = this.machine.rmp.pvalidate(this.vmpl, 0, gpa, size2M, validate);
+    if (r.kind === 'done') return { rax: r.rax, carry: r.carry };
+    if (r.kind === 'exception') throw new CpuFaultError(r.vector, r.errorCode, gpa);
+    throw new CpuFaultError(VECTOR.MC, r.errorCode, gpa);
+  }
+
+  *vmgexit(): Generator<void, void, void> {
+    yield;
+  }
+
+  log(text: string): void {
+    this.onLog(text);
+  }
+}
+
+export class ScriptedEngine implements Engine {
+  private readonly running = new Map<Vcpu, Generator<void, void, void>>();
+  readonly logLines: string[] = [];
+
+  constructor(
+    private readonly machine: Machine,
+    /** The program each vCPU runs, by vCPU index. */
+    private readonly programFor: (vcpuIndex: number) => GuestProgram,
+  ) {}
+
+  run(vcpu: Vcpu, exits: ExitPort): void {
+    let it = this.running.get(vcpu);
+    if (it === undefined) {
+      const cpu = new ScriptedCpu(this.machine, vcpu, (l) => this.logLines.push(l));
+      it = this.programFor(cpu.vcpuIndex)(cpu);
+      this.running.set(vcpu, it);
+    }
+    for (;;) {
+      let step: IteratorResult<void, void>;
+      try {
+        step = it.next();
+      } catch (e) {
+        this.running.delete(vcpu);
+        if (!(e instanceof CpuFaultError)) throw e;
+        // An exception the guest did not handle: a triple fault, i.e. shutdown.
+        this.logLines.push(`guest vCPU ${vcpu.apicId}: unhandled ${e.message}`);
+        exits.exit(vcpu, { exitCode: SVM_EXIT_SHUTDOWN, exitInfo1: 0n, exitInfo2: 0n });
+        return;
+      }
+      if (step.done === true) {
+        this.running.delete(vcpu);
+        exits.exit(vcpu, { exitCode: SVM_EXIT_HLT, exitInfo1: 0n, exitInfo2: 0n });
+        return;
+      }
+      this.machine.tsc += 1000n;
+      const d = exits.exit(vcpu, { exitCode: SVM_EXIT_VMGEXIT, exitInfo1: 0n, exitInfo2: 0n });
+      if (d === 'suspend') return;
+    }
+  }
+}
