@@ -8,7 +8,7 @@ import {
   PAGE_SIZE,
   type PageRange,
 } from './buddy-allocator.js';
-import { PAGE_METADATA_WORDS, PageMetadata } from './page-metadata.js';
+import { PAGE_METADATA_WORDS, PAGE_TYPE, PageMetadata, packInfo } from './page-metadata.js';
 
 const MIB = 1024 * 1024;
 
@@ -175,7 +175,11 @@ describe('BuddyAllocator allocation and free', () => {
   });
 
   it('does not merge with a would-be buddy past the end of the region', () => {
-    const b = buddyOf(0, 3); // order 1 at 0..1, order 0 at 2; 3 is outside
+    // order 1 at 0..1, order 0 at 2; 3 is outside, though the store has a record for it that
+    // looks like a free order-0 head.
+    const meta = PageMetadata.detached(4);
+    const b = new BuddyAllocator(0, 3, meta);
+    meta.words[3 * PAGE_METADATA_WORDS] = packInfo(PAGE_TYPE.FREE, 0);
     const a = b.allocPages(0)!;
     expect(a).toBe(2 * PAGE_SIZE);
     b.freePages(a);
