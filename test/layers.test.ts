@@ -78,6 +78,6 @@ describe('layer rules (ARCHITECTURE.md)', () => {
       'src/svsm/s.ts': "import { readFileSync } from 'node:fs';\nexport const S = readFileSync;\n",
     });
     expect(r.status).not.toBe(0);
-    expect(r.text).toContain('pure-layers-no-node');
+    expect(r.text).toContain('svsm-is-self-contained');
   });
 });

@@ -2,7 +2,7 @@
 // synchronously and answers whether this VMPL goes on running (the exit was handled and the same
 // VMSA is resumed) or is suspended (the host will run another VMSA, hold the vCPU, or stop).
 
-import type { Vcpu } from './vcpu.js';
+import type { Vcpu, VmsaRunning } from './vcpu.js';
 
 export interface VmExit {
   readonly exitCode: bigint;
@@ -13,8 +13,11 @@ export interface VmExit {
 /** The host's decision after an exit. */
 export type ExitDecision = 'resume' | 'suspend';
 
-/** Installed by the host: handles an exit of `vcpu` (its state already saved in the VMSA page). */
-export type ExitHandler = (vcpu: Vcpu, exit: VmExit) => ExitDecision;
+/**
+ * Installed by the host: handles an exit of `vcpu` from the VMSA `from` (whose state is already
+ * saved in its page).
+ */
+export type ExitHandler = (vcpu: Vcpu, exit: VmExit, from: VmsaRunning) => ExitDecision;
 
 export interface Engine {
   /**

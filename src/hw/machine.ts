@@ -85,7 +85,7 @@ export class Machine implements ExitPort {
     if (running === null) throw new Error(`vCPU ${vcpu.apicId} exits while not running`);
     vcpu.vmexit(exit.exitCode, exit.exitInfo1, exit.exitInfo2);
     if (this.handler === null) throw new Error('no host exit handler is installed');
-    const decision = this.handler(vcpu, exit);
+    const decision = this.handler(vcpu, exit, running);
     if (decision === 'resume') vcpu.vmrun(running.gpa);
     return decision;
   }

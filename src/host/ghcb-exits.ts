@@ -1,0 +1,303 @@
+// VMGEXITs with a GHCB page (GHCB spec v2 "NAE events"): the host reads the shared page, checks
+// the valid bitmap as KVM does (missing inputs refused, stray bits ignored), carries out the
+// request and writes its answer back into SW_EXITINFO1/2 and the registers it returns.
+
+import {
+  AP_CREATION_EXITINFO1,
+  AP_CREATION_OP,
+  CERT_GUID,
+  encodeCertTable,
+  GHCB,
+  GHCB_ERR,
+  GHCB_RESULT,
+  GHCB_USAGE_STANDARD,
+  type GhcbValidatedField,
+  IOIO_EXITINFO1,
+  missingInputs,
+  PSC_ENTRY,
+  PSC_HEADER,
+  PSC_MAX_ENTRIES,
+  SW_EXITCODE,
+  TERM_REQUEST_EXITINFO1,
+} from '../arch/index.js';
+import type { ExitDecision } from '../hw/engine.js';
+import { HostAccessError } from '../hw/hypervisor-memory.js';
+import { PAGE_SIZE } from '../hw/memory.js';
+import type { VmsaRunning } from '../hw/vcpu.js';
+import { HOST_HV_FEATURES } from './ghcb-msr-protocol.js';
+import { changePageState } from './page-state.js';
+import type { HostVcpu, VmContext } from './vm-context.js';
+
+const COM1 = 0x3f8;
+
+/** Working state of one GHCB exit. */
+class GhcbExit {
+  readonly page: Uint8Array;
+  readonly g: ReturnType<typeof GHCB.on>;
+  constructor(
+    readonly vm: VmContext,
+    readonly hv: HostVcpu,
+    readonly from: VmsaRunning,
+    readonly gpa: number,
+  ) {
+    this.page = vm.machine.hypervisorMemory.read(gpa, PAGE_SIZE);
+    this.g = GHCB.on(this.page);
+  }
+
+  /** Success: SW_EXITINFO1 = 0 (and EXITINFO2 as given). */
+  ok(info2?: bigint): void {
+    this.g.set('swExitInfo1', BigInt(GHCB_RESULT.OK));
+    if (info2 !== undefined) this.g.set('swExitInfo2', info2);
+  }
+
+  /** The protocol's error answer: EXITINFO1 = 2, EXITINFO2 = GHCB error code. */
+  error(code: number): void {
+    this.g.set('swExitInfo1', BigInt(GHCB_RESULT.GHCB_ERROR));
+    this.g.set('swExitInfo2', BigInt(code));
+  }
+
+  writeBack(): void {
+    this.vm.machine.hypervisorMemory.write(this.gpa, this.page);
+  }
+
+  /** The first of `fields` the guest did not mark valid, if any. */
+  missing(...fields: GhcbValidatedField[]): boolean {
+    if (missingInputs(this.page, fields).length === 0) return false;
+    this.error(GHCB_ERR.MISSING_INPUT);
+    return true;
+  }
+
+  shared(gpa: number, length: number): Uint8Array | null {
+    try {
+      return this.vm.machine.hypervisorMemory.read(gpa, length);
+    } catch (e) {
+      if (e instanceof HostAccessError) return null;
+      throw e;
+    }
+  }
+}
+
+export function handleGhcbExit(
+  vm: VmContext,
+  hv: HostVcpu,
+  from: VmsaRunning,
+  gpa: number,
+): ExitDecision {
+  const registered = hv.ghcbs[from.vmpl];
+  if (registered !== null && registered !== undefined && registered !== gpa) {
+    vm.terminate(
+      `vCPU ${hv.vcpu.apicId} used GHCB 0x${gpa.toString(16)}, registered 0x${registered.toString(16)}`,
+      false,
+    );
+    return 'suspend';
+  }
+  let x: GhcbExit;
+  try {
+    x = new GhcbExit(vm, hv, from, gpa);
+  } catch (e) {
+    if (e instanceof HostAccessError) {
+      vm.terminate(
+        `vCPU ${hv.vcpu.apicId}: the GHCB at 0x${gpa.toString(16)} is not a shared page`,
+        false,
+      );
+      return 'suspend';
+    }
+    throw e;
+  }
+  const g = x.g;
+  if (g.get('ghcbUsage') !== GHCB_USAGE_STANDARD) {
+    x.error(GHCB_ERR.INVALID_USAGE);
+    x.writeBack();
+    return 'resume';
+  }
+  if (x.missing('swExitCode', 'swExitInfo1', 'swExitInfo2')) {
+    x.writeBack();
+    return 'resume';
+  }
+  const decision = dispatch(x, Number(g.get('swExitCode')));
+  if (vm.state !== 'terminated') x.writeBack();
+  return decision;
+}
+
+function dispatch(x: GhcbExit, code: number): ExitDecision {
+  const { vm, hv, g } = x;
+  switch (code) {
+    case SW_EXITCODE.SNP_RUN_VMPL: {
+      const target = Number(g.get('swExitInfo1') & 0xffn);
+      if (!vm.switchTo(hv, target)) {
+        x.error(GHCB_ERR.INVALID_INPUT);
+        return 'resume';
+      }
+      x.ok(0n);
+      return 'suspend';
+    }
+    case SW_EXITCODE.GUEST_REQUEST:
+    case SW_EXITCODE.EXT_GUEST_REQUEST:
+      guestRequest(x, code === SW_EXITCODE.EXT_GUEST_REQUEST);
+      return 'resume';
+    case SW_EXITCODE.AP_CREATION:
+      return apCreation(x);
+    case SW_EXITCODE.PSC:
+      pageStateChange(x);
+      return 'resume';
+    case SW_EXITCODE.IOIO:
+      ioio(x);
+      return 'resume';
+    case SW_EXITCODE.HV_FEATURES:
+      x.ok(HOST_HV_FEATURES);
+      return 'resume';
+    case SW_EXITCODE.TERM_REQUEST: {
+      const info = g.get('swExitInfo1');
+      vm.guestTerminated(
+        Number(TERM_REQUEST_EXITINFO1.get(info, 'reasonSet')),
+        Number(TERM_REQUEST_EXITINFO1.get(info, 'reasonCode')),
+      );
+      return 'suspend';
+    }
+    default:
+      x.error(GHCB_ERR.INVALID_INPUT);
+      return 'resume';
+  }
+}
+
+/** SNP_GUEST_REQUEST and its extended form with the certificate table. */
+function guestRequest(x: GhcbExit, extended: boolean): void {
+  const { vm, g } = x;
+  const reqGpa = Number(g.get('swExitInfo1'));
+  const rspGpa = Number(g.get('swExitInfo2'));
+  const request = x.shared(reqGpa, PAGE_SIZE);
+  if (request === null || !vm.machine.hypervisorMemory.isShared(rspGpa)) {
+    x.error(GHCB_ERR.INVALID_INPUT);
+    return;
+  }
+  if (extended) {
+    if (x.missing('rax', 'rbx')) return;
+    const dataGpa = Number(g.get('rax'));
+    const pages = Number(g.get('rbx'));
+    const table = certificateTable(vm);
+    const needed = Math.ceil(table.length / PAGE_SIZE);
+    if (pages < needed) {
+      // Too small: say how many pages are needed, without running the request.
+      g.set('rbx', BigInt(needed));
+      x.ok(1n << 32n);
+      return;
+    }
+    if (!vm.machine.hypervisorMemory.isShared(dataGpa, pages * PAGE_SIZE)) {
+      x.error(GHCB_ERR.INVALID_INPUT);
+      return;
+    }
+    vm.machine.hypervisorMemory.fill(dataGpa, pages * PAGE_SIZE, 0);
+    vm.machine.hypervisorMemory.write(dataGpa, table);
+  }
+  const r = vm.machine.asp.guestRequest(request);
+  if (r.response !== undefined) vm.machine.hypervisorMemory.write(rspGpa, r.response);
+  if (r.status !== 0) vm.log(`guest request refused by the firmware: ${r.reason ?? r.status}`);
+  x.ok(BigInt(r.status));
+}
+
+/** ARK, ASK and VCEK of this machine, as the extended guest request returns them. */
+export function certificateTable(vm: VmContext): Uint8Array {
+  const id = vm.machine.asp.identity;
+  return encodeCertTable([
+    { guid: CERT_GUID.ARK, data: id.ark.certificate },
+    { guid: CERT_GUID.ASK, data: id.ask.certificate },
+    { guid: CERT_GUID.VCEK, data: vm.machine.asp.vcekCertificate() },
+  ]);
+}
+
+/** AP creation: registers (or forgets) the VMSA of a VMPL of a vCPU, and starts it if idle. */
+function apCreation(x: GhcbExit): ExitDecision {
+  const { vm, g } = x;
+  if (x.missing('rax')) return 'resume';
+  const info = g.get('swExitInfo1');
+  const op = Number(AP_CREATION_EXITINFO1.get(info, 'request'));
+  const vmpl = Number(AP_CREATION_EXITINFO1.get(info, 'vmpl'));
+  const apicId = Number(AP_CREATION_EXITINFO1.get(info, 'apicId'));
+  const vmsaGpa = Number(g.get('swExitInfo2'));
+  const target = vm.byApicId(apicId);
+  if (target === undefined || vmpl > 3) {
+    x.error(GHCB_ERR.INVALID_INPUT);
+    return 'resume';
+  }
+  if (op === AP_CREATION_OP.DESTROY) {
+    if (target.next === target.vmsas[vmpl]) target.next = null;
+    target.vmsas[vmpl] = null;
+    x.ok(0n);
+    return 'resume';
+  }
+  if (op !== AP_CREATION_OP.CREATE && op !== AP_CREATION_OP.CREATE_ON_INIT) {
+    x.error(GHCB_ERR.INVALID_INPUT);
+    return 'resume';
+  }
+  if (vmsaGpa % PAGE_SIZE !== 0 || vmsaGpa + PAGE_SIZE > vm.machine.memorySize) {
+    x.error(GHCB_ERR.INVALID_INPUT);
+    return 'resume';
+  }
+  target.vmsas[vmpl] = vmsaGpa;
+  // A vCPU that runs nothing starts at the new VMSA; one that runs keeps its current VMPL.
+  if (op === AP_CREATION_OP.CREATE && target.next === null && target !== x.hv)
+    target.next = vmsaGpa;
+  vm.log(`AP creation: vCPU ${apicId} VMPL${vmpl} VMSA 0x${vmsaGpa.toString(16)}`);
+  x.ok(0n);
+  return 'resume';
+}
+
+/** PSC NAE: the descriptor in the scratch area, processed from cur_entry to end_entry. */
+function pageStateChange(x: GhcbExit): void {
+  const { vm, g } = x;
+  if (x.missing('swScratch')) return;
+  const scratch = Number(g.get('swScratch'));
+  const bufferGpa = x.gpa + GHCB.offset('sharedBuffer');
+  if (scratch !== bufferGpa) {
+    x.error(GHCB_ERR.INVALID_SCRATCH_AREA);
+    return;
+  }
+  const buf = x.page.subarray(GHCB.offset('sharedBuffer'));
+  const hdr = PSC_HEADER.on(buf);
+  const end = hdr.get('endEntry');
+  let cur = hdr.get('curEntry');
+  if (end >= PSC_MAX_ENTRIES || cur > end) {
+    x.ok((1n << 32n) | 1n);
+    return;
+  }
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  for (; cur <= end; cur++) {
+    const entry = view.getBigUint64(8 + cur * 8, true);
+    const gfn = Number(PSC_ENTRY.get(entry, 'gfn'));
+    const op = Number(PSC_ENTRY.get(entry, 'operation'));
+    const big = PSC_ENTRY.has(entry, 'pageSize');
+    if (changePageState(vm, gfn * PAGE_SIZE, big, op) !== 0) {
+      hdr.set('curEntry', cur);
+      x.ok((1n << 32n) | 2n);
+      return;
+    }
+  }
+  hdr.set('curEntry', cur);
+  x.ok(0n);
+}
+
+/** Port I/O: COM1 output goes to the serial sink; other ports read as all ones. */
+function ioio(x: GhcbExit): void {
+  const { vm, g } = x;
+  const info = g.get('swExitInfo1');
+  const port = Number(IOIO_EXITINFO1.get(info, 'port'));
+  const isIn = IOIO_EXITINFO1.has(info, 'in');
+  if (IOIO_EXITINFO1.has(info, 'string')) {
+    if (x.missing('swScratch')) return;
+    const count = Number(g.get('swExitInfo2'));
+    const scratch = Number(g.get('swScratch'));
+    const bufferGpa = x.gpa + GHCB.offset('sharedBuffer');
+    if (scratch !== bufferGpa || count > GHCB.field('sharedBuffer').size || isIn) {
+      x.error(GHCB_ERR.INVALID_SCRATCH_AREA);
+      return;
+    }
+    if (port === COM1)
+      vm.serial(x.page.slice(GHCB.offset('sharedBuffer'), GHCB.offset('sharedBuffer') + count));
+    x.ok(0n);
+    return;
+  }
+  if (x.missing('rax')) return;
+  if (isIn) g.set('rax', 0xffn);
+  else if (port === COM1) vm.serial(Uint8Array.of(Number(g.get('rax') & 0xffn)));
+  x.ok(0n);
+}
