@@ -39,6 +39,7 @@ describe('BuddyAllocator construction', () => {
       freePages: 2048,
       allocatedPages: 0,
       freeBlocks: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+      freePagesByOrder: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2048],
       largestFreeOrder: MAX_ORDER,
     });
     expectConsistent(b);

@@ -43,6 +43,8 @@ export interface BuddyStats {
   readonly allocatedPages: number;
   /** Free blocks on each order's list, indexed by order. */
   readonly freeBlocks: readonly number[];
+  /** Free pages in blocks of each order (freeBlocks[k] << k), indexed by order. */
+  readonly freePagesByOrder: readonly number[];
   /** The largest order with a free block, or -1 when nothing is free. */
   readonly largestFreeOrder: number;
 }
@@ -290,6 +292,7 @@ export class BuddyAllocator {
       freePages: this.freeTotal,
       allocatedPages: this.pageCount - this.reservedPageCount - this.freeTotal,
       freeBlocks,
+      freePagesByOrder: freeBlocks.map((n, k) => n * 2 ** k),
       largestFreeOrder: 31 - Math.clz32(this.nonEmpty),
     };
   }
