@@ -5,3 +5,4 @@ export { readIgvm, writeIgvm } from './igvm-file.js';
 export { validateModel, platformName } from './validate.js';
 export * from './page-info-chain.js';
 export * from './measure.js';
+export * from './launch-plan.js';
