@@ -9,6 +9,7 @@ const allowed = {
   guest: ['arch'],
   igvm: ['arch'],
   attest: ['arch'],
+  tpm: ['arch'],
 };
 
 const layerRules = Object.entries(allowed).map(([layer, may]) => ({

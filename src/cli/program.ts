@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { addKdsCommands } from './commands/kds.js';
 import { addReportCommands } from './commands/report.js';
+import { addTpmCommands } from './commands/tpm.js';
 import { addVerifyCommand } from './commands/verify.js';
 import { type CliIo, EXIT, processIo, UserError } from './io.js';
 
@@ -32,6 +33,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void = ()
   addReportCommands(program, io);
   addVerifyCommand(program, io, setExitCode);
   addKdsCommands(program, io);
+  addTpmCommands(program, io);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     for (const sub of cmd.commands) sub.exitOverride();
