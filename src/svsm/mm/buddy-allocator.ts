@@ -203,7 +203,7 @@ export class BuddyAllocator {
     let k = order + 31 - Math.clz32(available & -available);
     const w = this.words;
     const page = this.heads[k]!;
-    this.unlink(k, page);
+    this.popHead(k, page);
     // Split: keep the lower half, put the upper half on the next list down.
     while (k > order) {
       k--;
@@ -403,7 +403,9 @@ export class BuddyAllocator {
   /** Page index of a page-aligned address inside the region; throws foreign-pointer otherwise. */
   private blockPageOf(address: number, operation: string): number {
     const offset = address - this.base;
-    if (!(offset >= 0 && offset < this.pageCount * PAGE_SIZE) || offset % PAGE_SIZE !== 0) {
+    // floor and multiply rather than `%`, which is a library call (fmod) on a double.
+    const page = Math.floor(offset / PAGE_SIZE);
+    if (!(page >= 0 && page < this.pageCount) || page * PAGE_SIZE !== offset) {
       throw new AllocatorError(
         'foreign-pointer',
         `${operation}: ${hexAddress(address)} is not a page of the region at ` +
@@ -411,7 +413,7 @@ export class BuddyAllocator {
         address,
       );
     }
-    return offset / PAGE_SIZE;
+    return page;
   }
 
   private misuse(operation: string, address: number, type: number): AllocatorError {
@@ -443,6 +445,17 @@ export class BuddyAllocator {
     this.heads[k] = page;
     this.counts[k]! += 1;
     this.nonEmpty |= 1 << k;
+  }
+
+  /** Takes `page`, the head, off order `k`'s free list. */
+  private popHead(k: number, page: number): void {
+    const w = this.words;
+    const next = w[(page << PAGE_METADATA_SHIFT) + META.NEXT]!;
+    this.heads[k] = next;
+    if (next !== NIL) w[(next << PAGE_METADATA_SHIFT) + META.PREV] = NIL;
+    const count = this.counts[k]! - 1;
+    this.counts[k] = count;
+    if (count === 0) this.nonEmpty &= ~(1 << k);
   }
 
   /** Takes `page` off order `k`'s free list. */
