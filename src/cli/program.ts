@@ -3,6 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { addIgvmCommands } from './commands/igvm.js';
 import { addKdsCommands } from './commands/kds.js';
 import { addReportCommands } from './commands/report.js';
 import { addTpmCommands } from './commands/tpm.js';
@@ -33,6 +34,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void = ()
   addReportCommands(program, io);
   addVerifyCommand(program, io, setExitCode);
   addKdsCommands(program, io);
+  addIgvmCommands(program, io);
   addTpmCommands(program, io);
   for (const cmd of program.commands) {
     cmd.exitOverride();

@@ -286,7 +286,7 @@ describe('IGVM reader rules', () => {
   it('refuses what is not an IGVM file', () => {
     expectFormatError(
       new TextEncoder().encode('#!/bin/sh\necho not an image at all\n'),
-      /not an IGVM file/,
+      /magic is 0x[0-9a-f]+, not "IGVM"/,
     );
     expectFormatError(new Uint8Array(10), /too short/);
   });

@@ -315,7 +315,7 @@ export function readIgvm(file: Uint8Array): IgvmModel {
   }
   const fixed = IGVM_FIXED_HEADER.on(bytes);
   const magic = fixed.get('magic');
-  if (magic !== IGVM_MAGIC) fail(`not an IGVM file: the magic is ${hex(magic)}, not "IGVM"`);
+  if (magic !== IGVM_MAGIC) fail(`the file's magic is ${hex(magic)}, not "IGVM"`);
   const version = fixed.get('formatVersion');
   if (version !== IGVM_FORMAT_VERSION.V1 && version !== IGVM_FORMAT_VERSION.V2) {
     fail(`IGVM format version ${version} is not supported (only 1 and 2 are)`);
