@@ -17,7 +17,7 @@ const h384 = (b: Uint8Array): Buffer => createHash('sha384').update(b).digest();
 
 /** The PAGE_INFO chain written out from reference/sev-snp-abi.md 1.1, without src/arch. */
 function chain(steps: [contents: Buffer | null, type: number, gpa: bigint][]): string {
-  let ld = Buffer.alloc(48);
+  let ld: Buffer = Buffer.alloc(48);
   for (const [contents, type, gpa] of steps) {
     const info = Buffer.alloc(0x70);
     ld.copy(info, 0);

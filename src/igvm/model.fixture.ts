@@ -18,6 +18,7 @@ import type {
   IgvmDirective,
   IgvmInitHeader,
   IgvmModel,
+  IgvmPageData,
   IgvmParameterType,
   IgvmPlatformHeader,
   IgvmSupportedPlatform,
@@ -106,7 +107,7 @@ export function page(
   data: Uint8Array | null,
   dataType: IgvmPageDataType = IGVM_PAGE_DATA_TYPE.NORMAL,
   compatibilityMask = SNP_MASK,
-): IgvmDirective {
+): IgvmPageData {
   return { kind: 'pageData', gpa, compatibilityMask, flags: flags({}), dataType, data };
 }
 
