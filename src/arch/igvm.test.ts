@@ -330,7 +330,7 @@ describe('IGVM structures', () => {
       ...key(0x0f8, 'idPublicKey'),
       ...sig(0x190, 'authorKeySignature'),
       ...key(0x220, 'authorPublicKey'),
-    } as SpecTable<typeof IGVM_VHS_SNP_ID_BLOCK.specs>);
+    } as unknown as SpecTable<typeof IGVM_VHS_SNP_ID_BLOCK.specs>);
   });
 
   it('VBS_MEASUREMENT is 864 bytes', () => {
