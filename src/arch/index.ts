@@ -13,3 +13,5 @@ export * from './cc-blob.js';
 export * from './certs.js';
 export * from './svsm-abi.js';
 export * from './vmpl0.js';
+export * from './svsm-boot.js';
+export * from './guest-cpu.js';

@@ -25,7 +25,7 @@ export const FAULT_NPF = 3;
 export interface Translation {
   /** FAULT_NONE, or which fault. */
   fault: number;
-  /** Guest physical address (without the C-bit) when no fault. */
+  /** Guest physical address (without the C-bit) when no fault; the faulting page for an NPF. */
   gpa: number;
   /** Error code of the fault (#PF error code, #VC exit code, or NPF error code). */
   errorCode: number;
@@ -94,8 +94,13 @@ export class Mmu {
   ): Translation | null {
     const c = this.rmp.check(gpa, cBit, vmpl, cpl, access);
     if (c === RMP_OK) return null;
-    if (c === RMP_VC_NOT_VALIDATED) return this.fault(FAULT_VC, 0x404);
-    return this.fault(FAULT_NPF, c);
+    const f = this.fault(
+      c === RMP_VC_NOT_VALIDATED ? FAULT_VC : FAULT_NPF,
+      c === RMP_VC_NOT_VALIDATED ? 0x404 : c,
+    );
+    // The host needs the faulting guest physical address of a nested page fault.
+    f.gpa = gpa - (gpa % PAGE_SIZE);
+    return f;
   }
 
   /**

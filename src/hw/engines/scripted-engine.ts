@@ -4,7 +4,14 @@
 // when the host (or the SVSM, through the host) runs this VMSA again. Its registers live in the
 // vCPU's VMSA-layout context, its memory accesses go through the RMP at its VMPL.
 
-import { CpuFaultError, MSR, VECTOR, type Vmpl0Register } from '../../arch/index.js';
+import {
+  CpuFaultError,
+  type GuestCpu,
+  type GuestProgram,
+  MSR,
+  VECTOR,
+  type Vmpl0Register,
+} from '../../arch/index.js';
 import type { Engine, ExitPort } from '../engine.js';
 import type { Machine } from '../machine.js';
 import { PAGE_SIZE } from '../memory.js';
@@ -14,27 +21,6 @@ import type { Vcpu } from '../vcpu.js';
 const SVM_EXIT_VMGEXIT = 0x403n;
 const SVM_EXIT_HLT = 0x78n;
 const SVM_EXIT_SHUTDOWN = 0x7fn;
-
-/** What a scripted guest can do: its CPU at its VMPL, CPL0, with an identity map. */
-export interface GuestCpu {
-  readonly vcpuIndex: number;
-  readonly vmpl: number;
-  readRegister(name: Vmpl0Register): bigint;
-  writeRegister(name: Vmpl0Register, value: bigint): void;
-  /** Reads guest physical memory through an identity map: private (C-bit set) unless `shared`. */
-  read(gpa: number, length: number, shared?: boolean): Uint8Array;
-  write(gpa: number, data: Uint8Array, shared?: boolean): void;
-  rdmsr(msr: number): bigint;
-  wrmsr(msr: number, value: bigint): void;
-  /** PVALIDATE: faults below VMPL0, as on hardware. */
-  pvalidate(gpa: number, size2M: boolean, validate: boolean): { rax: number; carry: boolean };
-  /** VMGEXIT; use as `yield* cpu.vmgexit()`. */
-  vmgexit(): Generator<void, void, void>;
-  /** Appends a line to the run's log (a test's view of what the guest did). */
-  log(text: string): void;
-}
-
-export type GuestProgram = (cpu: GuestCpu) => Generator<void, void, void>;
 
 class ScriptedCpu implements GuestCpu {
   readonly vcpuIndex: number;

@@ -6,7 +6,11 @@
 
 import {
   CpuFaultError,
+  CR0,
+  EFER,
   MSR,
+  SVSM_CODE_HEADER,
+  SVSM_CODE_MAGIC,
   SVSM_ENTRY_SYMBOL,
   type SvsmEntryPoint,
   VECTOR,
@@ -21,9 +25,7 @@ import { ACCESS, type Access } from '../rmp.js';
 import { PAGE_SIZE } from '../memory.js';
 import type { Vcpu } from '../vcpu.js';
 
-/** "SVSMJS\0\1": the header of an SVSM code image, then u32 length, u32 reserved, UTF-8 code. */
-export const SVSM_CODE_MAGIC = Uint8Array.of(0x53, 0x56, 0x53, 0x4d, 0x4a, 0x53, 0x00, 0x01);
-export const SVSM_CODE_HEADER_SIZE = 16;
+const SVSM_CODE_HEADER_SIZE = SVSM_CODE_HEADER.size;
 const MAX_CODE_BYTES = 64 * 1024 * 1024;
 
 const SVM_EXIT_VMGEXIT = 0x403n;
@@ -38,16 +40,6 @@ export class VmplSuspended extends Error {
 /** The SVSM image at RIP cannot be fetched or evaluated. */
 export class SvsmLoadError extends Error {
   override readonly name = 'SvsmLoadError';
-}
-
-/** Builds the bytes the engine expects at the entry RIP: header and code. */
-export function svsmCodeImage(code: string): Uint8Array {
-  const text = new TextEncoder().encode(code);
-  const out = new Uint8Array(SVSM_CODE_HEADER_SIZE + text.length);
-  out.set(SVSM_CODE_MAGIC, 0);
-  new DataView(out.buffer).setUint32(8, text.length, true);
-  out.set(text, SVSM_CODE_HEADER_SIZE);
-  return out;
 }
 
 /** Vmpl0 for one vCPU: the CPU's view from VMPL0, CPL0. */
@@ -93,7 +85,7 @@ class Vmpl0Cpu implements Vmpl0 {
         const d = this.exits.exit(this.vcpu, {
           exitCode: SVM_EXIT_NPF,
           exitInfo1: BigInt(t.errorCode),
-          exitInfo2: BigInt(Math.floor(va / PAGE_SIZE) * PAGE_SIZE),
+          exitInfo2: BigInt(t.gpa),
         });
         if (d === 'suspend') this.suspend();
         continue;
@@ -206,8 +198,14 @@ class Vmpl0Cpu implements Vmpl0 {
   }
   writeCr(n: 0 | 3 | 4, value: bigint): void {
     const r = this.vcpu.regs;
-    if (n === 0) r.set('cr0', value);
-    else if (n === 3) r.set('cr3', value);
+    if (n === 0) {
+      r.set('cr0', value);
+      // Enabling paging with EFER.LME set activates long mode (EFER.LMA), as the CPU does.
+      const efer = r.get('efer');
+      const lme = EFER.has(efer, 'LME');
+      const pg = CR0.has(value, 'PG');
+      r.set('efer', EFER.with(efer, 'LMA', lme && pg));
+    } else if (n === 3) r.set('cr3', value);
     else r.set('cr4', value);
     this.loadPaging();
     this.mmu.flush();
@@ -239,24 +237,33 @@ class Vmpl0Cpu implements Vmpl0 {
     throw new CpuFaultError(VECTOR.VC, t.errorCode, va);
   }
 
-  private rmpOutcome(
-    r: ReturnType<Machine['rmp']['pvalidate']>,
+  /** Runs an RMP instruction; an NPF goes to the host, and the instruction retries once. */
+  private rmpInstruction(
+    op: () => ReturnType<Machine['rmp']['pvalidate']>,
     va: number,
+    gpa: number,
   ): RmpInstructionOutcome {
-    if (r.kind === 'done') return { rax: r.rax, carry: r.carry };
-    if (r.kind === 'exception') throw new CpuFaultError(r.vector, r.errorCode, va);
-    const d = this.exits.exit(this.vcpu, {
-      exitCode: SVM_EXIT_NPF,
-      exitInfo1: BigInt(r.errorCode),
-      exitInfo2: BigInt(Math.floor(va / PAGE_SIZE) * PAGE_SIZE),
-    });
-    if (d === 'suspend') this.suspend();
-    throw new CpuFaultError(VECTOR.MC, r.errorCode, va);
+    for (let attempt = 0; ; attempt++) {
+      const r = op();
+      if (r.kind === 'done') return { rax: r.rax, carry: r.carry };
+      if (r.kind === 'exception') throw new CpuFaultError(r.vector, r.errorCode, va);
+      if (attempt >= 1) throw new CpuFaultError(VECTOR.MC, r.errorCode, va);
+      const d = this.exits.exit(this.vcpu, {
+        exitCode: SVM_EXIT_NPF,
+        exitInfo1: BigInt(r.errorCode),
+        exitInfo2: BigInt(gpa - (gpa % PAGE_SIZE)),
+      });
+      if (d === 'suspend') this.suspend();
+    }
   }
 
   pvalidate(va: number, size2M: boolean, validate: boolean): RmpInstructionOutcome {
     const pa = this.targetGpa(va);
-    return this.rmpOutcome(this.machine.rmp.pvalidate(0, 0, pa, size2M, validate), va);
+    return this.rmpInstruction(
+      () => this.machine.rmp.pvalidate(0, 0, pa, size2M, validate),
+      va,
+      pa,
+    );
   }
 
   rmpadjust(va: number, size2M: boolean, attributes: number): RmpInstructionOutcome {
@@ -264,7 +271,11 @@ class Vmpl0Cpu implements Vmpl0 {
     const target = attributes & 0xff;
     const perms = (attributes >>> 8) & 0xff;
     const vmsa = (attributes & 0x10000) !== 0;
-    return this.rmpOutcome(this.machine.rmp.rmpadjust(0, 0, pa, size2M, target, perms, vmsa), va);
+    return this.rmpInstruction(
+      () => this.machine.rmp.rmpadjust(0, 0, pa, size2M, target, perms, vmsa),
+      va,
+      pa,
+    );
   }
 
   rdmsr(msr: number): bigint {

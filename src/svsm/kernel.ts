@@ -1,0 +1,60 @@
+// The SVSM's global state once booted: its address space, allocators, keys and one record per vCPU.
+// Small bookkeeping lives in these objects; everything hardware, host or guest could observe lives
+// in simulated memory at its spec layout.
+
+import type { Vmpl0 } from '../arch/index.js';
+import type { AddressSpace } from './mm/address-space.js';
+import type { BuddyAllocator } from './mm/buddy-allocator.js';
+import type { GuestMemory } from './mm/guest-memory.js';
+import type { GhcbClient } from './sev/ghcb-client.js';
+
+export interface BootInfo {
+  readonly svsmBase: number;
+  readonly svsmSize: number;
+  readonly memorySize: number;
+  readonly secretsGpa: number;
+  readonly cpuidGpa: number;
+  readonly guestSecretsGpa: number;
+  readonly guestRip: bigint;
+  readonly guestRsi: bigint;
+  readonly vcpuCount: number;
+  readonly guestVmpl: number;
+}
+
+/** What the SVSM knows about one vCPU. */
+export interface PerCpu {
+  readonly index: number;
+  ghcb: GhcbClient | null;
+  /** The guest's VMSA for this vCPU (a page of the SVSM region), or null before it exists. */
+  guestVmsa: number | null;
+  /** This vCPU's calling area (a guest page), or null. */
+  caa: number | null;
+  /** Whether this vCPU finished its own initialisation. */
+  online: boolean;
+}
+
+export interface Kernel {
+  readonly boot: BootInfo;
+  readonly space: AddressSpace;
+  readonly pages: BuddyAllocator;
+  readonly guest: GuestMemory;
+  readonly cpus: PerCpu[];
+  /** SEV_FEATURES of the SVSM's own VMSA; guests must use the same. */
+  readonly sevFeatures: bigint;
+  /** VMPCK0, kept only by the SVSM; wiped on panic. */
+  vmpck0: Uint8Array;
+  /** Last sequence number used on VMPCK0. */
+  vmpck0Seqno: bigint;
+  /** Lines logged so far (also sent to the serial port). */
+  log(cpu: Vmpl0, text: string): void;
+}
+
+let kernel: Kernel | null = null;
+
+export function currentKernel(): Kernel | null {
+  return kernel;
+}
+
+export function setKernel(k: Kernel): void {
+  kernel = k;
+}

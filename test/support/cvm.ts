@@ -1,0 +1,85 @@
+// Assembles a whole CVM for tests: machine (test chip identity), SVSM engine at VMPL0, a scripted
+// guest at VMPL2, the host VM, and the launch image with the SVSM bundle at a chosen address.
+import { buildCpuidPage, type GuestProgram } from '../../src/arch/index.js';
+import { svsmBundle } from '../../src/cli/svsm-bundle.js';
+import { loadTestIdentity } from '../../src/hw/asp/test-identity.fixture.js';
+import { ScriptedEngine } from '../../src/hw/engines/scripted-engine.js';
+import { SvsmEngine } from '../../src/hw/engines/svsm-engine.js';
+import { Machine } from '../../src/hw/machine.js';
+import { defaultSnpCpuidEntries } from '../../src/hw/platform-cpuid.js';
+import { seededRandom } from '../../src/hw/random.js';
+import { buildSvsmImage } from '../../src/igvm/svsm-image.js';
+import { Vm } from '../../src/host/vm.js';
+
+let bundle: string | null = null;
+
+export interface TestCvm {
+  readonly machine: Machine;
+  readonly vm: Vm;
+  readonly guest: ScriptedEngine;
+  readonly serial: string[];
+  readonly hostLog: string[];
+  readonly measurement: Uint8Array;
+  readonly caaGpa: number;
+  readonly secretsGpa: number;
+}
+
+export interface TestCvmOptions {
+  readonly svsmBase?: number;
+  readonly memoryBytes?: number;
+  readonly vcpus?: number;
+  readonly seed?: string;
+}
+
+export const GUEST_SECRETS_GPA = 0x9000;
+export const GUEST_CAA_GPA = 0xa000;
+
+export function createTestCvm(program: GuestProgram, o: TestCvmOptions = {}): TestCvm {
+  bundle ??= svsmBundle();
+  const memoryBytes = o.memoryBytes ?? 64 * 1024 * 1024;
+  const vcpus = o.vcpus ?? 1;
+  const machine = new Machine({
+    identity: loadTestIdentity(),
+    random: seededRandom(o.seed ?? 'test cvm'),
+    memoryBytes,
+    vcpuCount: vcpus,
+  });
+  const guest = new ScriptedEngine(machine, () => program);
+  machine.engines[0] = new SvsmEngine(machine);
+  machine.engines[2] = guest;
+  const serialBytes: number[] = [];
+  const serial: string[] = [];
+  const hostLog: string[] = [];
+  const vm = new Vm(machine, {
+    log: (l) => hostLog.push(l),
+    serial: (b) => {
+      for (const x of b) {
+        if (x === 0x0a) {
+          serial.push(Buffer.from(serialBytes).toString('utf8'));
+          serialBytes.length = 0;
+        } else serialBytes.push(x);
+      }
+    },
+  });
+  const plan = buildSvsmImage({
+    code: bundle,
+    cpuidPage: buildCpuidPage(defaultSnpCpuidEntries('Milan', vcpus)),
+    memorySize: memoryBytes,
+    svsmBase: o.svsmBase ?? 0x200_0000,
+    vcpuCount: vcpus,
+    guestCaaGpa: GUEST_CAA_GPA,
+    guestSecretsGpa: GUEST_SECRETS_GPA,
+    guestRsi: BigInt(GUEST_SECRETS_GPA),
+  });
+  const measurement = vm.launch(plan);
+  return {
+    machine,
+    vm,
+    guest,
+    serial,
+    hostLog,
+    measurement,
+    caaGpa: GUEST_CAA_GPA,
+    secretsGpa: GUEST_SECRETS_GPA,
+  };
+}
