@@ -50,15 +50,19 @@ export function resetPolicy(s: Session): void {
   s.isPasswordNeeded = false;
 }
 
-/** sessionKey = KDFa(authHash, bindAuth || salt, "ATH", nonceTPM, nonceCaller, digestBits). */
+/**
+ * sessionKey = KDFa(authHash, bindAuth || salt, "ATH", nonceTPM, nonceCaller, digestBits); empty
+ * when the session is neither bound nor salted (Part 1, 19.6.8), even if both values are empty.
+ */
 export function sessionKey(
   authHash: number,
+  boundOrSalted: boolean,
   bindAuth: Uint8Array,
   salt: Uint8Array,
   nonceTPM: Uint8Array,
   nonceCaller: Uint8Array,
 ): Uint8Array {
-  if (bindAuth.length === 0 && salt.length === 0) return new Uint8Array(0);
+  if (!boundOrSalted) return new Uint8Array(0);
   const bits = digestSize(authHash) * 8;
   return kdfa(authHash, concat(bindAuth, salt), 'ATH', nonceTPM, nonceCaller, bits);
 }
