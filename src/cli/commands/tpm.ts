@@ -70,6 +70,8 @@ export function addTpmCommands(program: Command, io: CliIo): void {
     .action(async (opts: ServeOptions) => {
       const port = parsePort(opts.port);
       const engine = loadTpm(opts.state);
+      // Powered on from the start, so raw-mode clients (swtpm's TCTI) need no platform port.
+      engine.powerOn();
       const path = opts.state;
       const persist = path === undefined ? undefined : () => saveState(engine, path);
       persist?.();
