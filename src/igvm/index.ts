@@ -6,3 +6,5 @@ export { validateModel, platformName } from './validate.js';
 export * from './page-info-chain.js';
 export * from './measure.js';
 export * from './launch-plan.js';
+export * from './launch-plan-igvm.js';
+export * from './svsm-image.js';

@@ -24,9 +24,17 @@ export const SVSM_REGION_LAYOUT = {
   BOOT_PARAMS: 0x0000,
   SECRETS: 0x1000,
   CPUID: 0x2000,
-  VMSA: 0x3000,
-  CODE: 0x4000,
+  CODE: 0x3000,
 } as const;
+
+/**
+ * The BSP's VMPL0 VMSA lives in the last page of RAM, which the guest never gets (KVM keeps VMSAs
+ * outside guest memory; here every VMSA must be a page of simulated memory). It is launched last,
+ * as KVM measures VMSAs at SNP_LAUNCH_FINISH, at GPA 0xFFFFFFFFF000 whatever its address.
+ */
+export function bspVmsaGpa(memorySize: number): number {
+  return memorySize - PAGE;
+}
 
 export const DEFAULT_SVSM_SIZE = 16 * 1024 * 1024;
 /** SMT allowed, reserved bit 17 set: QEMU's default policy. */
@@ -76,13 +84,16 @@ export function buildSvsmImage(o: SvsmImageOptions): LaunchPlan & { launchedSize
   }
   if (size % HUGE !== 0 || size < HUGE)
     throw new ImageLayoutError('the SVSM size must be a positive multiple of 2 MiB');
-  if (base + size > o.memorySize)
+  // The last page of RAM holds the BSP's VMSA; guest RAM for the SVSM ends below it.
+  const vmsaGpa = bspVmsaGpa(o.memorySize);
+  const guestRam = vmsaGpa;
+  if (base + size > guestRam)
     throw new ImageLayoutError('the SVSM region does not fit in guest memory');
   for (const [name, gpa] of [
     ['calling area', o.guestCaaGpa],
     ['secrets copy', o.guestSecretsGpa],
   ] as const) {
-    if (gpa % PAGE !== 0 || gpa + PAGE > o.memorySize || (gpa + PAGE > base && gpa < base + size)) {
+    if (gpa % PAGE !== 0 || gpa + PAGE > guestRam || (gpa + PAGE > base && gpa < base + size)) {
       throw new ImageLayoutError(
         `the guest ${name} 0x${gpa.toString(16)} is not a guest page outside the SVSM`,
       );
@@ -104,7 +115,7 @@ export function buildSvsmImage(o: SvsmImageOptions): LaunchPlan & { launchedSize
     .set('launchedSize', BigInt(launchedSize))
     .set('secretsGpa', BigInt(base + L.SECRETS))
     .set('cpuidGpa', BigInt(base + L.CPUID))
-    .set('memorySize', BigInt(o.memorySize))
+    .set('memorySize', BigInt(guestRam))
     .set('guestSecretsGpa', BigInt(o.guestSecretsGpa))
     .set('guestCaaGpa', BigInt(o.guestCaaGpa))
     .set('guestRip', o.guestRip ?? 0n)
@@ -129,13 +140,13 @@ export function buildSvsmImage(o: SvsmImageOptions): LaunchPlan & { launchedSize
     { gpa: base + L.BOOT_PARAMS, type: PAGE_TYPE.NORMAL, data: params },
     { gpa: base + L.SECRETS, type: PAGE_TYPE.SECRETS },
     { gpa: base + L.CPUID, type: PAGE_TYPE.CPUID, data: o.cpuidPage },
-    { gpa: base + L.VMSA, type: PAGE_TYPE.VMSA, data: vmsa },
     ...pages(base + L.CODE, image),
+    { gpa: vmsaGpa, type: PAGE_TYPE.VMSA, data: vmsa },
   ];
   return {
     policy: o.policy ?? DEFAULT_POLICY,
     pages: planPages,
-    bspVmsaGpa: base + L.VMSA,
+    bspVmsaGpa: vmsaGpa,
     launchedSize,
   };
 }

@@ -8,7 +8,8 @@ import { SvsmEngine } from '../../src/hw/engines/svsm-engine.js';
 import { Machine } from '../../src/hw/machine.js';
 import { defaultSnpCpuidEntries } from '../../src/hw/platform-cpuid.js';
 import { seededRandom } from '../../src/hw/random.js';
-import { buildSvsmImage } from '../../src/igvm/svsm-image.js';
+import { igvmToLaunchPlan, launchPlanToIgvm, readIgvm, writeIgvm } from '../../src/igvm/index.js';
+import { buildSvsmImage, bspVmsaGpa } from '../../src/igvm/svsm-image.js';
 import { Vm } from '../../src/host/vm.js';
 
 let bundle: string | null = null;
@@ -22,6 +23,8 @@ export interface TestCvm {
   readonly measurement: Uint8Array;
   readonly caaGpa: number;
   readonly secretsGpa: number;
+  /** The IGVM file the CVM was launched from, with `viaIgvm`. */
+  readonly igvmFile?: Uint8Array;
 }
 
 export interface TestCvmOptions {
@@ -29,6 +32,8 @@ export interface TestCvmOptions {
   readonly memoryBytes?: number;
   readonly vcpus?: number;
   readonly seed?: string;
+  /** Write the image as an IGVM file and launch from the file, as `svsm run --image` does. */
+  readonly viaIgvm?: boolean;
 }
 
 export const GUEST_SECRETS_GPA = 0x9000;
@@ -71,7 +76,10 @@ export function createTestCvm(program: GuestProgram, o: TestCvmOptions = {}): Te
     guestSecretsGpa: GUEST_SECRETS_GPA,
     guestRsi: BigInt(GUEST_SECRETS_GPA),
   });
-  const measurement = vm.launch(plan);
+  const igvmFile = o.viaIgvm === true ? writeIgvm(launchPlanToIgvm(plan)) : undefined;
+  const launched =
+    igvmFile === undefined ? plan : igvmToLaunchPlan(readIgvm(igvmFile), bspVmsaGpa(memoryBytes));
+  const measurement = vm.launch(launched);
   return {
     machine,
     vm,
@@ -81,5 +89,6 @@ export function createTestCvm(program: GuestProgram, o: TestCvmOptions = {}): Te
     measurement,
     caaGpa: GUEST_CAA_GPA,
     secretsGpa: GUEST_SECRETS_GPA,
+    ...(igvmFile === undefined ? {} : { igvmFile }),
   };
 }
