@@ -48,6 +48,12 @@ function platformSignals(port: number, signals: number[]): Promise<void> {
   });
 }
 
+/** Servers still running when the test process exits (a failed test skips its stop()). */
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGTERM');
+});
+
 function randomPort(): number {
   return 20000 + 2 * Math.floor(Math.random() * 10000);
 }
@@ -76,7 +82,11 @@ export async function startServer(stateFile?: string): Promise<TpmUnderTest> {
       });
       child.once('exit', () => resolve(false));
     });
-    if (started) return handle(child, port, dir);
+    if (started) {
+      running.add(child);
+      child.once('exit', () => running.delete(child));
+      return handle(child, port, dir);
+    }
     if (attempt >= 5) throw new Error('svsm tpm serve did not start');
   }
 }
