@@ -162,7 +162,14 @@ export function loadOrCreateMachineIdentity(
   baseDir: string,
   options: MachineIdentityOptions = {},
 ): LoadedMachineIdentity {
-  const path = machineIdentityPath(baseDir);
+  return loadOrCreateMachineIdentityAt(machineIdentityPath(baseDir), options);
+}
+
+/** The same, for an identity file at an explicit path. */
+export function loadOrCreateMachineIdentityAt(
+  path: string,
+  options: MachineIdentityOptions = {},
+): LoadedMachineIdentity {
   if (existsSync(path)) return { identity: readMachineIdentityFile(path), path, created: false };
   const random = options.random ?? systemRandom();
   const now = options.now ?? ((): Date => new Date());

@@ -2,21 +2,13 @@
 // src/host/kds-server.ts), so verifiers that fetch certificates from KDS can check reports the
 // simulated machine signs. Runs until SIGINT or SIGTERM, then closes and exits 0.
 
-import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { bytesToHex, TCB_VERSION } from '../../arch/index.js';
-import { createChipIdentity, type ChipIdentity } from '../../hw/asp/chip-identity.js';
-import { systemRandom } from '../../hw/random.js';
 import { createKdsServer, kdsCertChainPath, kdsVcekPath } from '../../host/kds-server.js';
-import {
-  MACHINE_DIR_NAME,
-  MACHINE_IDENTITY_FILE_NAME,
-  MachineIdentityFileError,
-  readMachineIdentityFile,
-  writeNewMachineIdentityFile,
-} from '../../host/machine-identity-file.js';
+import { MACHINE_DIR_NAME, MACHINE_IDENTITY_FILE_NAME } from '../../host/machine-identity-file.js';
+import { loadOrCreateIdentity } from '../machine-identity.js';
 import { type CliIo, UserError } from '../io.js';
 
 export const KDS_DEFAULT_PORT = 8080;
@@ -54,28 +46,6 @@ export function parsePort(text: string): number {
 
 function errnoCode(e: unknown): string | undefined {
   return e instanceof Error && 'code' in e && typeof e.code === 'string' ? e.code : undefined;
-}
-
-/** The identity in `dir`/identity.json, created there first if absent. */
-function loadOrCreateIdentity(
-  dir: string,
-  io: CliIo,
-): { identity: ChipIdentity; path: string; created: boolean } {
-  const path = join(dir, MACHINE_IDENTITY_FILE_NAME);
-  try {
-    if (existsSync(path)) return { identity: readMachineIdentityFile(path), path, created: false };
-    io.out(`svsm kds: creating a new machine identity in ${dir} (a few seconds)`);
-    const random = systemRandom();
-    const identity = createChipIdentity(random, { issuedAt: new Date() });
-    if (writeNewMachineIdentityFile(path, identity, random)) {
-      return { identity, path, created: true };
-    }
-    // Another process created it meanwhile: use theirs.
-    return { identity: readMachineIdentityFile(path), path, created: false };
-  } catch (e) {
-    if (e instanceof MachineIdentityFileError) throw new UserError(e.message);
-    throw e;
-  }
 }
 
 function listenError(e: unknown, host: string, port: number): Error {
@@ -116,7 +86,7 @@ function describeTcb(tcb: bigint): string {
  * cannot start (identity, port, address).
  */
 export async function serveKds(opts: ServeKdsOptions, io: CliIo, stop: AbortSignal): Promise<void> {
-  const { identity, path, created } = loadOrCreateIdentity(opts.machineDir, io);
+  const { identity, path, created } = loadOrCreateIdentity(opts.machineDir, io, 'svsm kds');
   io.out(
     `svsm kds: machine identity ${path} (${created ? 'created now' : 'loaded'}): ` +
       `${identity.productName}, chip ${bytesToHex(identity.chipId).slice(0, 16)}..., ` +

@@ -1,0 +1,94 @@
+// Assembles a confidential VM for the CLI: the machine with this machine's chip identity, the SVSM
+// engine at VMPL0, a scripted guest at VMPL2, the host, and the launch image (built now, or read
+// from an IGVM file).
+
+import { readFileSync } from 'node:fs';
+import { buildCpuidPage, type GuestProgram } from '../arch/index.js';
+import { ScriptedEngine } from '../hw/engines/scripted-engine.js';
+import { SvsmEngine } from '../hw/engines/svsm-engine.js';
+import { Machine } from '../hw/machine.js';
+import type { ChipIdentity } from '../hw/asp/chip-identity.js';
+import { parseMemorySize } from '../hw/memory.js';
+import { defaultSnpCpuidEntries } from '../hw/platform-cpuid.js';
+import { seededRandom, systemRandom } from '../hw/random.js';
+import { Vm } from '../host/vm.js';
+import {
+  bspVmsaGpa,
+  buildSvsmImage,
+  igvmToLaunchPlan,
+  type LaunchPlan,
+  readIgvm,
+} from '../igvm/index.js';
+import { svsmBundle } from './svsm-bundle.js';
+
+export const GUEST_SECRETS_GPA = 0x9000;
+export const GUEST_CAA_GPA = 0xa000;
+export const DEFAULT_SVSM_BASE = 0x200_0000;
+
+export interface CvmOptions {
+  readonly identity: ChipIdentity;
+  readonly memory: string;
+  readonly vcpus: number;
+  readonly svsmBase: number;
+  /** An IGVM file to launch instead of building the image now. */
+  readonly image?: string;
+  /** Makes the run reproducible bit for bit. */
+  readonly seed?: string;
+  readonly onHostLog: (line: string) => void;
+  readonly onSerialLine: (line: string) => void;
+}
+
+export interface Cvm {
+  readonly machine: Machine;
+  readonly vm: Vm;
+  readonly guest: ScriptedEngine;
+  readonly plan: LaunchPlan;
+}
+
+/** The launch plan of the SVSM image for these options. */
+export function svsmImagePlan(o: {
+  memoryBytes: number;
+  vcpus: number;
+  svsmBase: number;
+}): LaunchPlan {
+  return buildSvsmImage({
+    code: svsmBundle(),
+    cpuidPage: buildCpuidPage(defaultSnpCpuidEntries('Milan', o.vcpus)),
+    memorySize: o.memoryBytes,
+    svsmBase: o.svsmBase,
+    vcpuCount: o.vcpus,
+    guestCaaGpa: GUEST_CAA_GPA,
+    guestSecretsGpa: GUEST_SECRETS_GPA,
+    guestRsi: BigInt(GUEST_SECRETS_GPA),
+  });
+}
+
+export function createCvm(program: GuestProgram, o: CvmOptions): Cvm {
+  const memoryBytes = parseMemorySize(o.memory);
+  const machine = new Machine({
+    identity: o.identity,
+    random: o.seed === undefined ? systemRandom() : seededRandom(o.seed),
+    memoryBytes,
+    vcpuCount: o.vcpus,
+  });
+  const guest = new ScriptedEngine(machine, () => program);
+  machine.engines[0] = new SvsmEngine(machine);
+  machine.engines[2] = guest;
+  let line: number[] = [];
+  const vm = new Vm(machine, {
+    log: o.onHostLog,
+    serial: (bytes) => {
+      for (const b of bytes) {
+        if (b === 0x0a) {
+          o.onSerialLine(Buffer.from(line).toString('utf8'));
+          line = [];
+        } else line.push(b);
+      }
+    },
+  });
+  const plan =
+    o.image === undefined
+      ? svsmImagePlan({ memoryBytes, vcpus: o.vcpus, svsmBase: o.svsmBase })
+      : igvmToLaunchPlan(readIgvm(new Uint8Array(readFileSync(o.image))), bspVmsaGpa(memoryBytes));
+  return { machine, vm, guest, plan };
+}
