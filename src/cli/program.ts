@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { addIgvmCommands } from './commands/igvm.js';
 import { addKdsCommands } from './commands/kds.js';
 import { addReportCommands } from './commands/report.js';
+import { addRunCommands } from './commands/run.js';
 import { addTpmCommands } from './commands/tpm.js';
 import { addVerifyCommand } from './commands/verify.js';
 import { type CliIo, EXIT, processIo, UserError } from './io.js';
@@ -31,6 +32,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void = ()
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .exitOverride();
+  addRunCommands(program, io, setExitCode);
   addReportCommands(program, io);
   addVerifyCommand(program, io, setExitCode);
   addKdsCommands(program, io);

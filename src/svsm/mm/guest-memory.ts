@@ -7,8 +7,9 @@ import { CpuFaultError, VECTOR, type Vmpl0 } from '../../arch/index.js';
 import type { AddressSpace } from './address-space.js';
 
 const PAGE = 0x1000;
-/** The temporary-mapping slot guest accesses use (slot 0 of the vCPU's window). */
+/** The first temporary-mapping slot of the vCPU's window; nested accesses use the next ones. */
 const TEMP_SLOT = 0;
+const TEMP_SLOTS = 16;
 
 /** A guest address the SVSM may not or cannot touch. */
 export class GuestMemoryFault extends Error {
@@ -22,6 +23,9 @@ export class GuestMemoryFault extends Error {
 }
 
 export class GuestMemory {
+  /** Temporary mappings in use (a guest access inside another, e.g. zeroing inside PVALIDATE). */
+  private depth = 0;
+
   constructor(
     private readonly space: AddressSpace,
     /** Bytes of guest RAM; the SVSM region inside it is never guest memory. */
@@ -52,7 +56,10 @@ export class GuestMemory {
   /** Runs `fn` on the kernel VA of the guest page holding `gpa`, with the fixup around it. */
   private withPage<T>(cpu: Vmpl0, gpa: number, fn: (va: number) => T): T {
     const page = gpa - (gpa % PAGE);
-    const va = this.space.mapWindow(cpu, TEMP_SLOT, page, false);
+    if (this.depth >= TEMP_SLOTS) throw new Error('temporary mappings nested too deeply');
+    const slot = TEMP_SLOT + this.depth;
+    const va = this.space.mapWindow(cpu, slot, page, false);
+    this.depth++;
     try {
       return fn(va + (gpa - page));
     } catch (e) {
@@ -67,7 +74,8 @@ export class GuestMemory {
       }
       throw e;
     } finally {
-      this.space.unmapWindow(cpu, TEMP_SLOT);
+      this.depth--;
+      this.space.unmapWindow(cpu, slot);
     }
   }
 

@@ -1,0 +1,148 @@
+// `svsm run` (= `npm start`): launches a CVM - the SVSM at VMPL0 and the scripted demo guest at
+// VMPL2 - and prints a readable log of each step: the host's, the SVSM's console and the guest's.
+// `svsm build-image` writes the same launch image as an IGVM file.
+
+import { writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { bytesToHex } from '../../arch/index.js';
+import { MemoryConfigError, parseMemorySize } from '../../hw/memory.js';
+import {
+  ImageLayoutError,
+  IgvmFormatError,
+  launchPlanToIgvm,
+  measure,
+  writeIgvm,
+} from '../../igvm/index.js';
+import { LaunchError } from '../../igvm/launch-plan.js';
+import { demoGuest } from '../../guest/demo-guest.js';
+import { createCvm, DEFAULT_SVSM_BASE, svsmImagePlan } from '../cvm.js';
+import { type CliIo, UserError } from '../io.js';
+import { DEFAULT_MACHINE_DIR, loadOrCreateIdentity } from '../machine-identity.js';
+
+interface RunOptions {
+  memory: string;
+  vcpus: string;
+  svsmBase: string;
+  image?: string;
+  seed?: string;
+  machineDir: string;
+}
+
+function parseIntArg(text: string, name: string, min: number, max: number): number {
+  const n = text.startsWith('0x') ? Number.parseInt(text.slice(2), 16) : Number(text);
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UserError(`${name} must be an integer ${min}..${max}, got "${text}"`);
+  }
+  return n;
+}
+
+/** Turns the errors a bad configuration can raise into one-sentence user errors. */
+function asUserError(e: unknown): never {
+  if (
+    e instanceof MemoryConfigError ||
+    e instanceof ImageLayoutError ||
+    e instanceof IgvmFormatError
+  ) {
+    throw new UserError(e.message);
+  }
+  if (e instanceof LaunchError) throw new UserError(`the launch failed: ${e.message}`);
+  throw e;
+}
+
+export function runCvm(o: RunOptions, io: CliIo, setExitCode: (code: number) => void): void {
+  const vcpus = parseIntArg(o.vcpus, '--vcpus', 1, 64);
+  const svsmBase = parseIntArg(o.svsmBase, '--svsm-base', 0, 3 * 2 ** 30);
+  const { identity, path, created } = loadOrCreateIdentity(o.machineDir, io, 'svsm run');
+  io.out(
+    `host: machine ${identity.productName}, chip ${bytesToHex(identity.chipId).slice(0, 16)}... (${created ? 'new identity' : 'identity'} ${path})`,
+  );
+  const started = process.hrtime.bigint();
+  let cvm;
+  try {
+    cvm = createCvm(demoGuest({ validateBytes: 8 * 1024 * 1024 }), {
+      identity,
+      memory: o.memory,
+      vcpus,
+      svsmBase,
+      ...(o.image === undefined ? {} : { image: o.image }),
+      ...(o.seed === undefined ? {} : { seed: o.seed }),
+      onHostLog: (l) => io.out(`host: ${l}`),
+      onSerialLine: (l) => io.out(l),
+    });
+    cvm.vm.launch(cvm.plan);
+  } catch (e) {
+    asUserError(e);
+  }
+  const state = cvm.vm.run();
+  for (const line of cvm.guest.logLines) io.out(line);
+  const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  const t = cvm.vm.termination;
+  if (t !== null) {
+    io.err(`svsm run: the VM was terminated: ${t.reason}`);
+    setExitCode(1);
+    return;
+  }
+  io.out(`host: VM ${state} after ${ms.toFixed(0)} ms`);
+}
+
+export function addRunCommands(
+  program: Command,
+  io: CliIo,
+  setExitCode: (code: number) => void,
+): void {
+  const common = (c: Command): Command =>
+    c
+      .option('--memory <size>', 'guest memory, e.g. 512M or 1G (16M..3G, multiple of 2M)', '512M')
+      .option('--vcpus <n>', 'number of vCPUs', '1')
+      .option(
+        '--svsm-base <gpa>',
+        'guest physical address of the SVSM region (2 MiB aligned)',
+        `0x${DEFAULT_SVSM_BASE.toString(16)}`,
+      );
+  common(
+    program
+      .command('run')
+      .description(
+        'launch a confidential VM with the SVSM and the scripted demo guest, and log each step',
+      ),
+  )
+    .option(
+      '--image <file>',
+      'launch this IGVM file (from `svsm build-image`) instead of building the image',
+    )
+    .option(
+      '--seed <text>',
+      'make the run reproducible: the same seed gives the same run, bit for bit',
+    )
+    .option(
+      '--machine-dir <dir>',
+      'where the machine identity (chip secret, ARK/ASK) lives',
+      DEFAULT_MACHINE_DIR,
+    )
+    .action((opts: RunOptions) => runCvm(opts, io, setExitCode));
+
+  common(
+    program
+      .command('build-image')
+      .description(
+        'write the launch image (SVSM, boot parameters, secrets and CPUID pages, VMSA) as an IGVM file',
+      ),
+  )
+    .requiredOption('--out <file>', 'the IGVM file to write')
+    .action((opts: RunOptions & { out: string }) => {
+      try {
+        const plan = svsmImagePlan({
+          memoryBytes: parseMemorySize(opts.memory),
+          vcpus: parseIntArg(opts.vcpus, '--vcpus', 1, 64),
+          svsmBase: parseIntArg(opts.svsmBase, '--svsm-base', 0, 3 * 2 ** 30),
+        });
+        const file = writeIgvm(launchPlanToIgvm(plan));
+        writeFileSync(opts.out, file);
+        io.out(
+          `wrote ${opts.out} (${file.length} bytes); launch digest ${bytesToHex(measure(file).digest)}`,
+        );
+      } catch (e) {
+        asUserError(e);
+      }
+    });
+}
