@@ -24,13 +24,28 @@ export interface BootInfo {
 /** What the SVSM knows about one vCPU. */
 export interface PerCpu {
   readonly index: number;
+  /** APIC ID of the vCPU (the host numbers them 0..vcpuCount-1). */
+  readonly apicId: number;
   ghcb: GhcbClient | null;
-  /** The guest's VMSA for this vCPU (a page of the SVSM region), or null before it exists. */
+  /** This vCPU's own VMPL0 VMSA (SVSM memory); null on the BSP, whose VMSA the launch made. */
+  svsmVmsa: number | null;
+  /**
+   * The guest VMSA this vCPU runs (a page of the SVSM region for the BSP's first one, a guest
+   * page after CREATE_VCPU), or null while it has none.
+   */
   guestVmsa: number | null;
   /** This vCPU's calling area (a guest page), or null. */
   caa: number | null;
   /** Whether this vCPU finished its own initialisation. */
   online: boolean;
+}
+
+/** A registered guest VMSA (COCONUT's PERCPU_VMSAS entry). */
+export interface RegisteredVmsa {
+  /** Index of the vCPU it belongs to. */
+  readonly cpuIndex: number;
+  /** A guest page given by CREATE_VCPU (true), or a page of the SVSM region (false). */
+  readonly guestOwned: boolean;
 }
 
 export interface Kernel {
@@ -39,6 +54,8 @@ export interface Kernel {
   readonly pages: BuddyAllocator;
   readonly guest: GuestMemory;
   readonly cpus: PerCpu[];
+  /** Every page that is a guest VMSA (RMP VMSA bit set for the guest's VMPL), by GPA. */
+  readonly vmsas: Map<number, RegisteredVmsa>;
   /** SEV_FEATURES of the SVSM's own VMSA; guests must use the same. */
   readonly sevFeatures: bigint;
   /** VMPCK0, kept only by the SVSM; wiped on panic. */

@@ -4,7 +4,6 @@
 // the GHCB, its keys and the guest (secrets page copy, calling area, VMPL2 VMSA).
 
 import {
-  AP_CREATION_EXITINFO1,
   AP_CREATION_OP,
   CR0,
   CR4,
@@ -34,6 +33,7 @@ import { BuddyAllocator } from '../mm/buddy-allocator.js';
 import { GuestMemory } from '../mm/guest-memory.js';
 import { PageMetadata } from '../mm/page-metadata.js';
 import { GhcbClient, msrProtocol } from '../sev/ghcb-client.js';
+import { RMPADJUST_VMSA, allocVmsaPage, apCreation } from './vmsa-page.js';
 
 const PAGE = 0x1000;
 const HUGE = 0x20_0000;
@@ -132,7 +132,9 @@ export function bootBsp(cpu: Vmpl0): Kernel {
 
   const cpus: PerCpu[] = Array.from({ length: info.vcpuCount }, (_, index) => ({
     index,
+    apicId: index,
     ghcb: null,
+    svsmVmsa: null,
     guestVmsa: null,
     caa: null,
     online: false,
@@ -147,6 +149,7 @@ export function bootBsp(cpu: Vmpl0): Kernel {
     pages,
     guest,
     cpus,
+    vmsas: new Map(),
     sevFeatures: cpu.rdmsr(MSR.SEV_STATUS) >> 2n,
     vmpck0: secrets.get('vmpck0'),
     vmpck0Seqno: 0n,
@@ -182,8 +185,8 @@ export function giveGuestPage(k: Kernel, cpu: Vmpl0, gpa: number, perms: number)
 
 /**
  * Creates the guest VMSA for vCPU `apicId`: a page of the SVSM's memory, VMPL2, EFER.SVME, our
- * SEV_FEATURES, then marked as a VMSA (RMPADJUST with the VMSA bit, read-only for the guest) and
- * registered with the host (AP creation).
+ * SEV_FEATURES, then marked as a VMSA (RMPADJUST with the VMSA bit and no access for the guest,
+ * as COCONUT's rmp_set_guest_vmsa) and registered with the host (AP creation).
  */
 export function createGuestVmsa(
   k: Kernel,
@@ -192,8 +195,7 @@ export function createGuestVmsa(
   rip: bigint,
   rsi: bigint,
 ): number {
-  const pa = k.pages.allocPage();
-  if (pa === null) throw new SvsmPanic('no memory for a guest VMSA');
+  const pa = allocVmsaPage(k.pages);
   const va = k.space.va(pa);
   const page = VMSA.alloc();
   const seg = (name: 'es' | 'cs' | 'ss' | 'ds' | 'fs' | 'gs', attrib: number): void => {
@@ -213,19 +215,12 @@ export function createGuestVmsa(
     .set('gPat', 0x0007040600070406n)
     .set('xcr0', 1n);
   cpu.write(va, page);
-  const r = cpu.rmpadjust(va, false, k.boot.guestVmpl | (VMPL_PERM.READ << 8) | 0x10000);
+  const r = cpu.rmpadjust(va, false, k.boot.guestVmpl | RMPADJUST_VMSA);
   if (r.rax !== 0) throw new SvsmPanic(`making 0x${pa.toString(16)} a VMSA failed: ${r.rax}`);
-  const ghcb = k.cpus[cpu.vcpuIndex]!.ghcb!;
-  const ans = ghcb.callOrPanic(SW_EXITCODE.AP_CREATION, {
-    swExitInfo1: AP_CREATION_EXITINFO1.encode({
-      request: AP_CREATION_OP.CREATE,
-      vmpl: k.boot.guestVmpl,
-      apicId,
-    }),
-    swExitInfo2: BigInt(pa),
-    rax: k.sevFeatures,
-  });
-  if (ans.exitInfo1 !== 0n)
+  const owner = k.cpus.find((p) => p.apicId === apicId);
+  if (owner === undefined) throw new SvsmPanic(`no vCPU has APIC ID ${apicId}`);
+  k.vmsas.set(pa, { cpuIndex: owner.index, guestOwned: false });
+  if (!apCreation(k, cpu, AP_CREATION_OP.CREATE, k.boot.guestVmpl, apicId, pa))
     throw new SvsmPanic(`the host refused the guest VMSA of vCPU ${apicId}`);
   return pa;
 }

@@ -2,6 +2,8 @@
 // (reference/coconut-svsm.md section 3).
 
 import {
+  AP_CREATION_OP,
+  EFER,
   PVALIDATE_ENTRY_SIZE,
   PVALIDATE_HEADER,
   PVALIDATE_HEADER_SIZE,
@@ -10,6 +12,8 @@ import {
   SvsmProtocol,
   SvsmResult,
   VMPL_PERM_ALL,
+  VMSA,
+  createVcpuApicId,
   decodePvalidateEntry,
   decodeQueryProtocolRcx,
   maxPvalidateEntries,
@@ -17,6 +21,9 @@ import {
   queryProtocolAnswer,
   svsmProtocolResult,
 } from '../../arch/index.js';
+import { RMPADJUST_PERMS_SHIFT, RMPADJUST_VMSA, apCreation } from '../boot/vmsa-page.js';
+import { SvsmPanic } from '../errors.js';
+import { GuestMemoryFault } from '../mm/guest-memory.js';
 import type { SvsmCall } from './call.js';
 
 const PAGE = 0x1000;
@@ -26,6 +33,8 @@ const FAIL_UNCHANGED = 0x10;
 /** The legacy ISA range is not zeroed on validation. */
 const ISA_START = 0xa0000;
 const ISA_END = 0x100000;
+/** The highest VMPL; the guest's access is revoked from its VMPL up to this one. */
+const VMPL_MAX = 3;
 
 /** The protocols and versions this SVSM offers (QUERY_PROTOCOL). */
 export const SUPPORTED_PROTOCOLS: ReadonlyMap<number, { min: number; max: number }> = new Map([
@@ -41,6 +50,10 @@ export function coreProtocol(c: SvsmCall): number {
       return pvalidateList(c);
     case SvsmCoreCall.REMAP_CA:
       return remapCa(c);
+    case SvsmCoreCall.CREATE_VCPU:
+      return createVcpu(c);
+    case SvsmCoreCall.DELETE_VCPU:
+      return deleteVcpu(c);
     case SvsmCoreCall.CONFIGURE_VTOM:
       // Only the query form exists; this SVSM does not use vTOM.
       if ((c.rcx & 1n) === 1n) {
@@ -70,19 +83,131 @@ function queryProtocol(c: SvsmCall): number {
 function remapCa(c: SvsmCall): number {
   const gpa = Number(c.rcx);
   if (gpa % PAGE !== 0) return SvsmResult.INVALID_PARAMETER;
-  if (!c.k.guest.isGuestRange(gpa, PAGE) || isVmsa(c, gpa)) return SvsmResult.INVALID_ADDRESS;
   if (c.pc.caa === gpa) return SvsmResult.SUCCESS;
+  if (!c.k.guest.isGuestRange(gpa, PAGE) || isVmsa(c, gpa, PAGE) || isCaa(c, gpa, PAGE))
+    return SvsmResult.INVALID_ADDRESS;
   c.k.guest.write(c.cpu, gpa, new Uint8Array(PAGE));
   c.pc.caa = gpa;
   return SvsmResult.SUCCESS;
 }
 
-function isVmsa(c: SvsmCall, gpa: number): boolean {
-  return c.k.cpus.some((p) => p.guestVmsa === gpa);
+/** Whether a registered VMSA page lies in [gpa, gpa+size). */
+function isVmsa(c: SvsmCall, gpa: number, size: number): boolean {
+  for (const v of c.k.vmsas.keys()) if (v >= gpa && v < gpa + size) return true;
+  return false;
 }
 
-function isCaa(c: SvsmCall, gpa: number, size: number): boolean {
-  return c.k.cpus.some((p) => p.caa !== null && p.caa >= gpa && p.caa < gpa + size);
+/** Whether a vCPU's calling area (other than `except`'s) lies in [gpa, gpa+size). */
+function isCaa(c: SvsmCall, gpa: number, size: number, except?: number): boolean {
+  return c.k.cpus.some(
+    (p) => p.index !== except && p.caa !== null && p.caa >= gpa && p.caa < gpa + size,
+  );
+}
+
+/** RMPADJUST of the guest's VMPL and those above it: `perms` for the guest, none above. */
+function adjustGuest(c: SvsmCall, va: number, big: boolean, perms: number, vmsa = 0): number {
+  const guestVmpl = c.k.boot.guestVmpl;
+  for (let vmpl = VMPL_MAX; vmpl >= guestVmpl; vmpl--) {
+    const p = vmpl === guestVmpl ? perms : 0;
+    const attrs = vmpl | (p << RMPADJUST_PERMS_SHIFT) | (vmpl === guestVmpl ? vmsa : 0);
+    const r = c.cpu.rmpadjust(va, big, attrs);
+    if (r.rax !== 0) return r.rax;
+  }
+  return 0;
+}
+
+/**
+ * CREATE_VCPU (COCONUT core_create_vcpu): RCX = the new VMSA, a guest page the guest filled in;
+ * RDX = its calling area; R8[31:0] = the APIC ID of the vCPU that runs it. The page is taken from
+ * the guest (no access, then the RMP VMSA bit) once its contents pass the SVSM spec's checks.
+ */
+function createVcpu(c: SvsmCall): number {
+  const { k, cpu } = c;
+  const vmsaGpa = Number(c.rcx);
+  const caaGpa = Number(c.rdx);
+  for (const gpa of [vmsaGpa, caaGpa]) {
+    if (gpa % PAGE !== 0 || !k.guest.isGuestRange(gpa, PAGE)) return SvsmResult.INVALID_ADDRESS;
+  }
+  if (vmsaGpa === caaGpa) return SvsmResult.INVALID_ADDRESS;
+  const apicId = createVcpuApicId(c.r8);
+  const target = k.cpus.find((p) => p.apicId === apicId);
+  if (target === undefined) return SvsmResult.INVALID_PARAMETER;
+  // Neither page may already be a VMSA or someone else's calling area (COCONUT's registry check).
+  if (isVmsa(c, vmsaGpa, PAGE) || isVmsa(c, caaGpa, PAGE) || isCaa(c, vmsaGpa, PAGE))
+    return SvsmResult.INVALID_ADDRESS;
+  if (isCaa(c, caaGpa, PAGE, target.index)) return SvsmResult.INVALID_ADDRESS;
+
+  const result = k.guest.onPage(cpu, vmsaGpa, PAGE, (va) => {
+    // The guest must not change the page between the checks and the VMSA bit.
+    const revoked = adjustGuest(c, va, false, 0);
+    if (revoked !== 0) return svsmProtocolResult(revoked);
+    cpu.flushTlb();
+    const page = VMSA.on(cpu.read(va, PAGE));
+    if (
+      page.get('vmpl') !== k.boot.guestVmpl ||
+      !EFER.has(page.get('efer'), 'SVME') ||
+      page.get('sevFeatures') !== k.sevFeatures
+    ) {
+      returnToGuest(c, va);
+      return SvsmResult.INVALID_PARAMETER;
+    }
+    const marked = adjustGuest(c, va, false, 0, RMPADJUST_VMSA);
+    if (marked !== 0) {
+      returnToGuest(c, va);
+      return svsmProtocolResult(marked);
+    }
+    return SvsmResult.SUCCESS;
+  });
+  if (result !== SvsmResult.SUCCESS) return result;
+
+  k.vmsas.set(vmsaGpa, { cpuIndex: target.index, guestOwned: true });
+  // The target vCPU's SVSM serves calls from this VMSA and CAA from its next entry on.
+  target.guestVmsa = vmsaGpa;
+  target.caa = caaGpa;
+  // Tell the host, which starts a vCPU that waits (AP reset hold) at the new VMSA.
+  if (!apCreation(k, cpu, AP_CREATION_OP.CREATE, k.boot.guestVmpl, apicId, vmsaGpa))
+    k.log(cpu, `the host refused the VMSA 0x${vmsaGpa.toString(16)} of vCPU ${apicId}`);
+  k.log(
+    cpu,
+    `CREATE_VCPU: vCPU ${apicId} VMSA 0x${vmsaGpa.toString(16)} CAA 0x${caaGpa.toString(16)}`,
+  );
+  return SvsmResult.SUCCESS;
+}
+
+/** The rollback of CREATE_VCPU and the end of DELETE_VCPU: not a VMSA, guest RWX again. */
+function returnToGuest(c: SvsmCall, va: number): void {
+  const r = adjustGuest(c, va, false, VMPL_PERM_ALL);
+  if (r !== 0) throw new SvsmPanic(`returning a VMSA page to the guest failed: ${r}`);
+  c.cpu.flushTlb();
+}
+
+/**
+ * DELETE_VCPU (COCONUT core_delete_vcpu): RCX = a VMSA that CREATE_VCPU registered. EFER.SVME is
+ * cleared (no VMRUN of it any more), the VMSA bit too, the page is the guest's again (RWX), and
+ * the host forgets it if its vCPU was running it. The SVSM's own guest VMSAs are not the guest's
+ * to delete (their pages would otherwise be handed to the guest).
+ */
+function deleteVcpu(c: SvsmCall): number {
+  const { k, cpu } = c;
+  const vmsaGpa = Number(c.rcx);
+  const entry = k.vmsas.get(vmsaGpa);
+  if (entry === undefined || !entry.guestOwned) return SvsmResult.INVALID_PARAMETER;
+  k.vmsas.delete(vmsaGpa);
+  const owner = k.cpus[entry.cpuIndex]!;
+  const current = owner.guestVmsa === vmsaGpa;
+  if (current) {
+    owner.guestVmsa = null;
+    owner.caa = null;
+  }
+  k.guest.onPage(cpu, vmsaGpa, PAGE, (va) => {
+    const efer = va + VMSA.offset('efer');
+    cpu.writeU64(efer, EFER.with(cpu.readU64(efer), 'SVME', false));
+    returnToGuest(c, va);
+  });
+  if (current && !apCreation(k, cpu, AP_CREATION_OP.DESTROY, k.boot.guestVmpl, owner.apicId, 0))
+    k.log(cpu, `the host refused to forget the VMSA of vCPU ${owner.apicId}`);
+  k.log(cpu, `DELETE_VCPU: vCPU ${owner.apicId} VMSA 0x${vmsaGpa.toString(16)}`);
+  return SvsmResult.SUCCESS;
 }
 
 /**
@@ -92,7 +217,9 @@ function isCaa(c: SvsmCall, gpa: number, size: number): boolean {
 function pvalidateList(c: SvsmCall): number {
   const { k, cpu } = c;
   const listGpa = Number(c.rcx);
-  if (listGpa % 8 !== 0) return SvsmResult.INVALID_PARAMETER;
+  // COCONUT: an unaligned list, or one outside guest memory, is INVALID_PARAMETER.
+  if (listGpa % 8 !== 0 || !k.guest.isGuestRange(listGpa, PVALIDATE_HEADER_SIZE))
+    return SvsmResult.INVALID_PARAMETER;
   const offsetInPage = listGpa % PAGE;
   if (offsetInPage + PVALIDATE_HEADER_SIZE > PAGE) return SvsmResult.INVALID_PARAMETER;
   const header = PVALIDATE_HEADER.on(k.guest.read(cpu, listGpa, PVALIDATE_HEADER_SIZE));
@@ -106,7 +233,13 @@ function pvalidateList(c: SvsmCall): number {
   let result: number = SvsmResult.SUCCESS;
   for (; next < entries; next++) {
     const word = view.getBigUint64(next * PVALIDATE_ENTRY_SIZE, true);
-    result = pvalidateOne(c, word);
+    try {
+      result = pvalidateOne(c, word);
+    } catch (e) {
+      // A fault on one entry's page ends the list like any other request error.
+      if (!(e instanceof GuestMemoryFault)) throw e;
+      result = SvsmResult.INVALID_ADDRESS;
+    }
     if (result !== SvsmResult.SUCCESS) break;
   }
   header.set('curIndex', next);
@@ -125,23 +258,21 @@ function pvalidateOne(c: SvsmCall, word: bigint): number {
   const size = big ? HUGE : PAGE;
   const gpa = e.gfn * PAGE;
   if (gpa % size !== 0) return SvsmResult.INVALID_PARAMETER;
-  if (!k.guest.isGuestRange(gpa, size) || isCaa(c, gpa, size)) return SvsmResult.INVALID_ADDRESS;
-  for (const p of k.cpus)
-    if (p.guestVmsa !== null && p.guestVmsa >= gpa && p.guestVmsa < gpa + size)
-      return SvsmResult.INVALID_ADDRESS;
+  if (!k.guest.isGuestRange(gpa, size) || isCaa(c, gpa, size) || isVmsa(c, gpa, size))
+    return SvsmResult.INVALID_ADDRESS;
   const guestVmpl = k.boot.guestVmpl;
   return k.guest.onPage(cpu, gpa, PAGE, (va) => {
     if (!e.validate) {
-      // Revoke the guest's access first, then rescind.
-      const adj = cpu.rmpadjust(va, big, guestVmpl);
-      if (adj.rax !== 0 && adj.rax !== 1) return svsmProtocolResult(adj.rax);
+      // Revoke the guest's access first, then rescind (an unvalidated page has none: FAIL_INPUT).
+      const adj = adjustGuest(c, va, big, 0);
+      if (adj !== 0 && adj !== 1) return svsmProtocolResult(adj);
     }
     const r = cpu.pvalidate(va, big, e.validate);
     if (r.rax !== 0) return svsmProtocolResult(r.rax);
     if (r.carry && !e.ignoreCf) return svsmProtocolResult(FAIL_UNCHANGED);
     if (e.validate) {
       if (!r.carry) zeroGuest(c, gpa, size, va);
-      const adj = cpu.rmpadjust(va, big, guestVmpl | (VMPL_PERM_ALL << 8));
+      const adj = cpu.rmpadjust(va, big, guestVmpl | (VMPL_PERM_ALL << RMPADJUST_PERMS_SHIFT));
       if (adj.rax !== 0) return svsmProtocolResult(adj.rax);
     }
     cpu.flushTlb();

@@ -1,17 +1,22 @@
 // One pass of a vCPU's request loop, run each time the guest enters VMPL0: if the guest's VMSA
 // shows a VMGEXIT and its calling area has call_pending set, the call is taken from the guest's
 // registers, dispatched to its protocol, and the results written back; then the guest runs again.
+// A vCPU without a guest VMSA (an AP before CREATE_VCPU, or after DELETE_VCPU) waits in AP reset
+// hold instead (COCONUT's request loop goes idle on "NoMappings" the same way).
 
 import {
   MSR,
   SvsmProtocol,
+  SVSM_VA,
   SvsmResult,
   VMSA,
   decodeMsrProtocol,
   decodeSvsmCallRax,
+  msrApResetHoldRequest,
   msrRunVmplRequest,
   type Vmpl0,
 } from '../../arch/index.js';
+import { SvsmPanic } from '../errors.js';
 import type { Kernel, PerCpu } from '../kernel.js';
 import { GuestMemoryFault } from '../mm/guest-memory.js';
 import { attestProtocol } from '../protocols/attest.js';
@@ -19,6 +24,11 @@ import type { ProtocolHandler, SvsmCall } from '../protocols/call.js';
 import { coreProtocol } from '../protocols/core.js';
 
 const SVM_EXIT_VMGEXIT = 0x403n;
+/**
+ * Window slot of the calling vCPU's guest VMSA while a call is served: the last temporary slot, as
+ * GuestMemory nests its temporary mappings upward from slot 0.
+ */
+const GUEST_VMSA_SLOT = SVSM_VA.TEMP_SLOTS - 1;
 
 const PROTOCOLS: ReadonlyMap<number, ProtocolHandler> = new Map([
   [SvsmProtocol.CORE, coreProtocol],
@@ -27,8 +37,9 @@ const PROTOCOLS: ReadonlyMap<number, ProtocolHandler> = new Map([
 
 /** Handles a pending call, if any, on this vCPU. */
 export function serviceGuest(k: Kernel, cpu: Vmpl0, pc: PerCpu): void {
-  if (pc.guestVmsa === null || pc.caa === null) return;
-  const vmsa = k.space.va(pc.guestVmsa);
+  const calling = pc.guestVmsa;
+  if (calling === null || pc.caa === null) return;
+  const vmsa = guestVmsaVa(k, cpu, calling);
   const reg = (name: 'rax' | 'rcx' | 'rdx' | 'r8' | 'guestExitCode'): number =>
     vmsa + VMSA.offset(name);
   if (cpu.readU64(reg('guestExitCode')) !== SVM_EXIT_VMGEXIT) return;
@@ -65,6 +76,9 @@ export function serviceGuest(k: Kernel, cpu: Vmpl0, pc: PerCpu): void {
       result = SvsmResult.INVALID_ADDRESS;
     }
   }
+  // A handler may have replaced or deleted the calling VMSA (CREATE_VCPU / DELETE_VCPU of its own
+  // vCPU): then nobody will read the results there, and a deleted page is the guest's again.
+  if (pc.guestVmsa !== calling) return;
   cpu.writeU64(reg('rax'), BigInt(result));
   cpu.writeU64(reg('rcx'), c.rcx);
   cpu.writeU64(reg('rdx'), c.rdx);
@@ -72,15 +86,44 @@ export function serviceGuest(k: Kernel, cpu: Vmpl0, pc: PerCpu): void {
 }
 
 /**
- * Asks the host to run the guest's VMPL (MSR protocol SNP_RUN_VMPL, as COCONUT does). The VMGEXIT
- * suspends VMPL0; the caller returns from the entry point.
+ * The kernel VA of a guest VMSA: through the kernel mapping for one of the SVSM's own pages, else
+ * (a guest page given by CREATE_VCPU) through this vCPU's window, private.
+ */
+function guestVmsaVa(k: Kernel, cpu: Vmpl0, gpa: number): number {
+  const { base, size } = k.space.region;
+  if (gpa >= base && gpa < base + size) return k.space.va(gpa);
+  return k.space.mapWindow(cpu, GUEST_VMSA_SLOT, gpa, false);
+}
+
+/**
+ * Asks the host to run the guest's VMPL (MSR protocol SNP_RUN_VMPL, as COCONUT does), or, when
+ * this vCPU has no guest VMSA, to hold it. The VMGEXIT suspends VMPL0; the caller returns from
+ * the entry point.
  */
 export function runGuest(k: Kernel, cpu: Vmpl0): void {
+  const pc = k.cpus[cpu.vcpuIndex];
+  if (pc === undefined || pc.guestVmsa === null) {
+    waitForGuestVmsa(cpu);
+    return;
+  }
   cpu.wrmsr(MSR.GHCB, msrRunVmplRequest(k.boot.guestVmpl));
   if (cpu.vmgexit()) {
-    // The host answered without switching: the guest VMSA is not registered.
+    // The host answered without switching: it has no guest VMSA registered for this vCPU.
     const r = decodeMsrProtocol(cpu.rdmsr(MSR.GHCB));
     k.log(cpu, `the host did not run VMPL${k.boot.guestVmpl} (${r.kind})`);
+    waitForGuestVmsa(cpu);
+  }
+}
+
+/**
+ * Parks this vCPU in AP reset hold (GHCB MSR protocol 0x006) until an AP creation gives the host
+ * something to run on it; no spinning. The VMGEXIT suspends VMPL0.
+ */
+export function waitForGuestVmsa(cpu: Vmpl0): void {
+  cpu.wrmsr(MSR.GHCB, msrApResetHoldRequest());
+  if (cpu.vmgexit()) {
+    const r = decodeMsrProtocol(cpu.rdmsr(MSR.GHCB));
+    throw new SvsmPanic(`the host did not hold vCPU ${cpu.vcpuIndex} (${r.kind})`);
   }
 }
 
