@@ -27,6 +27,21 @@ export class CpuFaultError extends Error implements CpuFault {
       `CPU fault: vector ${vector}, error code 0x${errorCode.toString(16)}, address 0x${address.toString(16)}`,
     );
   }
+
+  /**
+   * The SVSM runs from its own bundle, with its own copy of this class, while the machine throws
+   * the host's: recognise a fault of either copy by its shape, so the SVSM's fixups see it.
+   */
+  static override [Symbol.hasInstance](x: unknown): boolean {
+    if (typeof x !== 'object' || x === null || !(x instanceof Error)) return false;
+    const f = x as Partial<CpuFault>;
+    return (
+      x.name === 'CpuFaultError' &&
+      typeof f.vector === 'number' &&
+      typeof f.errorCode === 'number' &&
+      typeof f.address === 'number'
+    );
+  }
 }
 
 /** Result of PVALIDATE or RMPADJUST: EAX, and rFLAGS.CF for PVALIDATE's "no change". */
