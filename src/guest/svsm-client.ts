@@ -4,12 +4,14 @@
 // call_pending must have been cleared by the SVSM.
 
 import {
+  ATTEST_SINGLE_SERVICE_OP,
   type GuestCpu,
   MSR,
   PVALIDATE_HEADER,
   PVALIDATE_HEADER_SIZE,
   SNP_SECRETS_PAGE,
   SVSM_CAA_BUFFER_OFFSET,
+  SvsmAttestCall,
   SvsmCoreCall,
   SvsmProtocol,
   CR0,
@@ -18,6 +20,7 @@ import {
   decodeMsrProtocol,
   decodeQueryProtocolAnswer,
   encodePvalidateEntry,
+  guidToBytes,
   maxPvalidateEntries,
   msrRunVmplRequest,
   queryProtocolRcx,
@@ -25,12 +28,33 @@ import {
   type PvalidateEntry,
 } from '../arch/index.js';
 
+/** One buffer of an attestation call (Linux `struct svsm_loc_entry`). */
+export interface SvsmLocation {
+  readonly gpa: number;
+  readonly size: number;
+}
+
+/** The buffers of an attestation call (Linux `struct svsm_attest_call`). */
+export interface AttestCallArgs {
+  readonly report: SvsmLocation;
+  readonly nonce: SvsmLocation;
+  readonly manifest: SvsmLocation;
+  /** Size 0: no certificates wanted. */
+  readonly certificates: SvsmLocation;
+  /** ATTEST_SINGLE_SERVICE: the service's GUID and manifest version (0). */
+  readonly serviceGuid?: string;
+  readonly manifestVersion?: number;
+}
+
 export interface CallResult {
   readonly rax: bigint;
   readonly rcx: bigint;
   readonly rdx: bigint;
   readonly r8: bigint;
 }
+
+/** What Linux leaves in RDX and R8 of an attestation call. */
+const ALL_ONES = 0xffff_ffff_ffff_ffffn;
 
 /** The SVSM did not take a call (call_pending still set, or the VMPL switch was refused). */
 export class SvsmCallError extends Error {
@@ -117,6 +141,39 @@ export class SvsmClient {
     const r = yield* this.call(SvsmProtocol.CORE, SvsmCoreCall.PVALIDATE, BigInt(listGpa));
     const done = PVALIDATE_HEADER.get(this.cpu.read(listGpa, PVALIDATE_HEADER_SIZE), 'curIndex');
     return { rax: r.rax, done };
+  }
+
+  /**
+   * ATTEST_SERVICES (or, with `callId`, ATTEST_SINGLE_SERVICE) as Linux's
+   * `snp_issue_svsm_attest_req` makes it: the whole 0x58-byte `struct svsm_attest_call` copied into
+   * the calling area's buffer, RCX = its GPA, RDX = R8 = all ones. Outputs: RCX = manifest size,
+   * RDX = certificates size, R8 = report size.
+   */
+  *attestServices(
+    args: AttestCallArgs,
+    callId: number = SvsmAttestCall.ATTEST_SERVICES,
+  ): Generator<void, CallResult, void> {
+    const op = ATTEST_SINGLE_SERVICE_OP.alloc();
+    ATTEST_SINGLE_SERVICE_OP.on(op)
+      .set('reportGpa', BigInt(args.report.gpa))
+      .set('reportSize', args.report.size)
+      .set('nonceGpa', BigInt(args.nonce.gpa))
+      // Linux writes the length as a u32; for a 64-byte nonce its upper half is zero.
+      .set('nonceSize', args.nonce.size)
+      .set('manifestGpa', BigInt(args.manifest.gpa))
+      .set('manifestSize', args.manifest.size)
+      .set('certificatesGpa', BigInt(args.certificates.gpa))
+      .set('certificatesSize', args.certificates.size)
+      .set('serviceGuid', guidToBytes(args.serviceGuid ?? '00000000-0000-0000-0000-000000000000'))
+      .set('manifestVersion', args.manifestVersion ?? 0);
+    const at = this.caa + SVSM_CAA_BUFFER_OFFSET;
+    this.cpu.write(at, op);
+    return yield* this.call(SvsmProtocol.ATTEST, callId, BigInt(at), ALL_ONES, ALL_ONES);
+  }
+
+  /** ATTEST_SINGLE_SERVICE for `args.serviceGuid`. */
+  *attestSingleService(args: AttestCallArgs): Generator<void, CallResult, void> {
+    return yield* this.attestServices(args, SvsmAttestCall.ATTEST_SINGLE_SERVICE);
   }
 
   /** REMAP_CA: this vCPU's calling area moves to `gpa`; on success, call on a new client there. */

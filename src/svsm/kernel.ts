@@ -4,6 +4,7 @@
 
 import type { Vmpl0 } from '../arch/index.js';
 import type { AddressSpace } from './mm/address-space.js';
+import type { GuestRequestClient } from './greq/index.js';
 import type { BuddyAllocator } from './mm/buddy-allocator.js';
 import type { GuestMemory } from './mm/guest-memory.js';
 import type { GhcbClient } from './sev/ghcb-client.js';
@@ -62,6 +63,8 @@ export interface Kernel {
   vmpck0: Uint8Array;
   /** Last sequence number used on VMPCK0. */
   vmpck0Seqno: bigint;
+  /** The guest-request client over VMPCK0, made on first use (protocols/attest.ts). */
+  greq?: GuestRequestClient;
   /** Lines logged so far (also sent to the serial port). */
   log(cpu: Vmpl0, text: string): void;
 }
