@@ -49,6 +49,8 @@ export const SVSM_VA = {
   /** Inside a vCPU's window: slots 0..255 temporary mappings, 256..511 shared pages. */
   TEMP_SLOTS: 256,
   SHARED_FIRST_SLOT: 256,
+  /** 1 GiB above WINDOWS_BASE: one 2 MiB temporary mapping per vCPU, for huge guest pages. */
+  HUGE_WINDOWS_BASE: 0x4080_4000_0000,
 } as const;
 
 /** "SVSMJS\0\1": the header of an SVSM code image at the BSP's entry RIP. */

@@ -8,6 +8,7 @@ import {
   makePte,
   Mmu,
   type PagingRegisters,
+  pagingRegisters,
   PTE_FLAGS,
 } from './mmu.js';
 import { ACCESS, Rmp } from './rmp.js';
@@ -31,12 +32,12 @@ function setup(): { mem: PhysicalMemory; rmp: Rmp; mmu: Mmu; regs: PagingRegiste
   w(0x4000 + 8, makePte(0x11000, P | NX, C)); // VA+0x1000 -> read-only, NX
   w(0x4000 + 16, makePte(0x12000, P | RW | US, null)); // VA+0x2000 -> shared page
   w(0x4000 + 24, makePte(0x500000, P | RW, C)); // VA+0x3000 -> assigned but not validated
-  const regs: PagingRegisters = {
-    cr0: (1n << 31n) | (1n << 16n) | 1n,
-    cr3: 0x1000n | (1n << 51n),
-    cr4: 1n << 5n,
-    efer: (1n << 8n) | (1n << 10n) | (1n << 11n),
-  };
+  const regs: PagingRegisters = pagingRegisters(
+    (1n << 31n) | (1n << 16n) | 1n,
+    0x1000n | (1n << 51n),
+    1n << 5n,
+    (1n << 8n) | (1n << 10n) | (1n << 11n),
+  );
   rmp.rmpupdate(0x500000, false, true);
   return { mem, rmp, mmu, regs };
 }
@@ -107,7 +108,7 @@ describe('MMU', () => {
 
   it('treats addresses as physical and private when paging is off', () => {
     const { mmu, regs } = setup();
-    const flat = { ...regs, cr0: 1n };
+    const flat = pagingRegisters(1n, regs.cr3, regs.cr4, regs.efer);
     expect(mmu.translate(flat, 0x10010, ACCESS.READ, 0, 0)).toMatchObject({ gpa: 0x10010 });
     expect(mmu.translate(flat, 0x500000, ACCESS.READ, 0, 0).fault).toBe(FAULT_VC);
   });

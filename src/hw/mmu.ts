@@ -8,12 +8,46 @@ import { CR0, CR4, EFER, PTE } from '../arch/index.js';
 import { PAGE_SIZE, type PhysicalMemory } from './memory.js';
 import { type Access, ACCESS, RMP_OK, RMP_VC_NOT_VALIDATED, type Rmp } from './rmp.js';
 
-/** The registers that decide translation. */
+/** The registers that decide translation, and what the MMU derives from them once. */
 export interface PagingRegisters {
   cr0: bigint;
   cr3: bigint;
   cr4: bigint;
   efer: bigint;
+  /** Derived by `derivePaging` whenever a register changes (bigint tests are slow per access). */
+  pg: boolean;
+  wp: boolean;
+  longMode: boolean;
+  nxe: boolean;
+}
+
+/** Paging registers with their derived flags. */
+export function pagingRegisters(
+  cr0: bigint,
+  cr3: bigint,
+  cr4: bigint,
+  efer: bigint,
+): PagingRegisters {
+  const r: PagingRegisters = {
+    cr0,
+    cr3,
+    cr4,
+    efer,
+    pg: false,
+    wp: false,
+    longMode: false,
+    nxe: false,
+  };
+  derivePaging(r);
+  return r;
+}
+
+/** Recomputes the derived flags after cr0/cr3/cr4/efer changed. */
+export function derivePaging(r: PagingRegisters): void {
+  r.pg = CR0.has(r.cr0, 'PG');
+  r.wp = CR0.has(r.cr0, 'WP');
+  r.longMode = CR4.has(r.cr4, 'PAE') && EFER.has(r.efer, 'LMA');
+  r.nxe = EFER.has(r.efer, 'NXE');
 }
 
 export const FAULT_NONE = 0;
@@ -115,7 +149,7 @@ export class Mmu {
     vmpl: number,
   ): Translation {
     const r = this.result;
-    if (!CR0.has(regs.cr0, 'PG')) {
+    if (!regs.pg) {
       const f = this.rmpCheck(va, true, vmpl, cpl, access);
       if (f !== null) return f;
       r.fault = FAULT_NONE;
@@ -131,7 +165,7 @@ export class Mmu {
       this.tlb.set(vpn, e);
     }
     const user = cpl === 3;
-    const wp = CR0.has(regs.cr0, 'WP');
+    const wp = regs.wp;
     const denied =
       (access === ACCESS.WRITE && !e.writable && (user || wp)) ||
       (user && !e.user) ||
@@ -158,7 +192,7 @@ export class Mmu {
    * and RMPADJUST operate on pages that are not validated yet); -1 when the walk itself fails.
    */
   translateWalkOnly(regs: PagingRegisters, va: number): number {
-    if (!CR0.has(regs.cr0, 'PG')) return va;
+    if (!regs.pg) return va;
     const e = this.walk(regs, va, ACCESS.READ, 0, 0);
     return e === null ? -1 : e.page + (va % PAGE_SIZE);
   }
@@ -171,13 +205,13 @@ export class Mmu {
     cpl: number,
     vmpl: number,
   ): TlbEntry | null {
-    if (!CR4.has(regs.cr4, 'PAE') || !EFER.has(regs.efer, 'LMA')) {
+    if (!regs.longMode) {
       // Only long-mode 4-level paging is implemented for VMPL0 code; anything else is a #GP-worthy
       // configuration that the engine reports as a page fault on the access.
       this.fault(FAULT_PF, PF_RSVD);
       return null;
     }
-    const nxe = EFER.has(regs.efer, 'NXE');
+    const nxe = regs.nxe;
     const cr3 = regs.cr3;
     let tableHi = Number((cr3 >> 32n) & 0xfffffn);
     let table = Number(cr3 & 0xffff_f000n) + (tableHi & this.addrMaskHi) * pow2(32);

@@ -20,7 +20,15 @@ import {
 } from '../../arch/index.js';
 import type { Engine, ExitPort } from '../engine.js';
 import type { Machine } from '../machine.js';
-import { FAULT_NONE, FAULT_NPF, FAULT_PF, type Mmu, type PagingRegisters } from '../mmu.js';
+import {
+  derivePaging,
+  FAULT_NONE,
+  FAULT_NPF,
+  FAULT_PF,
+  type Mmu,
+  type PagingRegisters,
+  pagingRegisters,
+} from '../mmu.js';
 import { ACCESS, type Access } from '../rmp.js';
 import { PAGE_SIZE } from '../memory.js';
 import type { Vcpu } from '../vcpu.js';
@@ -42,13 +50,20 @@ export class SvsmLoadError extends Error {
   override readonly name = 'SvsmLoadError';
 }
 
+const ZERO_PAGE = Buffer.alloc(PAGE_SIZE);
+
+/** True when bytes[at, at+n) are all zero (n at most a page). */
+function isZero(bytes: Uint8Array, at: number, n: number): boolean {
+  return Buffer.from(bytes.buffer, bytes.byteOffset + at, n).equals(ZERO_PAGE.subarray(0, n));
+}
+
 /** Vmpl0 for one vCPU: the CPU's view from VMPL0, CPL0. */
 class Vmpl0Cpu implements Vmpl0 {
   readonly vcpuIndex: number;
   readonly apicId: number;
   readonly cBit: number;
   suspended = false;
-  private readonly paging: PagingRegisters = { cr0: 0n, cr3: 0n, cr4: 0n, efer: 0n };
+  private readonly paging: PagingRegisters = pagingRegisters(0n, 0n, 0n, 0n);
   private readonly mmu: Mmu;
   private readonly bytes: Uint8Array;
   private readonly view: DataView;
@@ -74,6 +89,7 @@ class Vmpl0Cpu implements Vmpl0 {
     this.paging.cr3 = r.get('cr3');
     this.paging.cr4 = r.get('cr4');
     this.paging.efer = r.get('efer');
+    derivePaging(this.paging);
   }
 
   /** Translates one access or throws the CPU fault; NPFs go to the host first. */
@@ -134,7 +150,9 @@ class Vmpl0Cpu implements Vmpl0 {
       const at = va + done;
       const n = Math.min(length - done, PAGE_SIZE - (at % PAGE_SIZE));
       const pa = this.gpa(at, ACCESS.WRITE);
-      this.bytes.fill(value, pa, pa + n);
+      // Storing zeros over zeros changes nothing; skipping them spares the host from committing
+      // untouched memory (a 2 GiB validation would otherwise fault in every page).
+      if (value !== 0 || !isZero(this.bytes, pa, n)) this.bytes.fill(value, pa, pa + n);
       done += n;
     }
   }

@@ -33,6 +33,8 @@ export class AddressSpace {
     readonly pml4: number,
     /** GPA of each vCPU's window page table. */
     private readonly windowTables: readonly number[],
+    /** GPA of the page directory holding each vCPU's 2 MiB window entry. */
+    private readonly hugeWindowDirectory: number,
   ) {
     this.cBit = 1n << BigInt(cBitPosition);
   }
@@ -74,6 +76,26 @@ export class AddressSpace {
     const va = AddressSpace.windowVa(cpuIndex, slot);
     cpu.invlpg(va);
     return va;
+  }
+
+  /** Virtual address of `cpu`'s 2 MiB window. */
+  static hugeWindowVa(cpuIndex: number): number {
+    return SVSM_VA.HUGE_WINDOWS_BASE + cpuIndex * HUGE;
+  }
+
+  /** Maps the 2 MiB guest page at `gpa` (private) in `cpu`'s huge window; returns its VA. */
+  mapHugeWindow(cpu: Vmpl0, gpa: number): number {
+    if (gpa % HUGE !== 0) throw new SvsmPanic(`0x${gpa.toString(16)} is not 2 MiB aligned`);
+    const slot = this.va(this.hugeWindowDirectory) + cpu.vcpuIndex * 8;
+    cpu.writeU64(slot, BigInt(gpa) | P | RW | PS | NX | this.cBit);
+    // A 2 MiB translation may be cached per 4 KiB page: drop them all.
+    cpu.flushTlb();
+    return AddressSpace.hugeWindowVa(cpu.vcpuIndex);
+  }
+
+  unmapHugeWindow(cpu: Vmpl0): void {
+    cpu.writeU64(this.va(this.hugeWindowDirectory) + cpu.vcpuIndex * 8, 0n);
+    cpu.flushTlb();
   }
 
   unmapWindow(cpu: Vmpl0, slot: number): void {
@@ -118,5 +140,9 @@ export function buildAddressSpace(
     cpu.writeU64(wPd + index(wb + i * SVSM_VA.WINDOW_SIZE, 2) * 8, entry(pt, P | RW));
     windows.push(pt);
   }
-  return new AddressSpace(cpu.cBit, region, pml4, windows);
+  // The second GiB of the windows area: one 2 MiB entry per vCPU.
+  const hugePd = takePage();
+  cpu.writeU64(wPdpt + index(SVSM_VA.HUGE_WINDOWS_BASE, 3) * 8, entry(hugePd, P | RW));
+  if (vcpuCount > 512) throw new SvsmPanic('at most 512 vCPUs have a huge window');
+  return new AddressSpace(cpu.cBit, region, pml4, windows, hugePd);
 }

@@ -7,6 +7,7 @@ import { CpuFaultError, VECTOR, type Vmpl0 } from '../../arch/index.js';
 import type { AddressSpace } from './address-space.js';
 
 const PAGE = 0x1000;
+const HUGE = 0x20_0000;
 /** The first temporary-mapping slot of the vCPU's window; nested accesses use the next ones. */
 const TEMP_SLOT = 0;
 const TEMP_SLOTS = 16;
@@ -123,6 +124,35 @@ export class GuestMemory {
     const b = new Uint8Array(8);
     new DataView(b.buffer).setBigUint64(0, value, true);
     this.write(cpu, gpa, b);
+  }
+
+  /**
+   * Zeroes the 2 MiB guest page at `gpa` through `cpu`'s huge window, except [skipFrom, skipTo)
+   * (the legacy ISA range, which is never zeroed).
+   */
+  zeroHuge(cpu: Vmpl0, gpa: number, skipFrom = 0, skipTo = 0): void {
+    this.check(gpa, HUGE);
+    const va = this.space.mapHugeWindow(cpu, gpa);
+    try {
+      if (skipTo <= gpa || skipFrom >= gpa + HUGE) {
+        cpu.fill(va, HUGE, 0);
+      } else {
+        const a = Math.max(skipFrom, gpa) - gpa;
+        const b = Math.min(skipTo, gpa + HUGE) - gpa;
+        if (a > 0) cpu.fill(va, a, 0);
+        if (b < HUGE) cpu.fill(va + b, HUGE - b, 0);
+      }
+    } catch (e) {
+      if (e instanceof CpuFaultError) {
+        throw new GuestMemoryFault(
+          `guest page 0x${gpa.toString(16)} is not accessible (${e.message})`,
+          gpa,
+        );
+      }
+      throw e;
+    } finally {
+      this.space.unmapHugeWindow(cpu);
+    }
   }
 
   /**

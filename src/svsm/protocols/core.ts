@@ -280,13 +280,13 @@ function pvalidateOne(c: SvsmCall, word: bigint): number {
   });
 }
 
-/** Zeroes a newly validated page (all 512 pages of a 2 MiB one), except the ISA range. */
+/** Zeroes a newly validated page (a 2 MiB one through the huge window), except the ISA range. */
 function zeroGuest(c: SvsmCall, gpa: number, size: number, firstVa: number): void {
   const { k, cpu } = c;
-  for (let off = 0; off < size; off += PAGE) {
-    const page = gpa + off;
-    if (page >= ISA_START && page < ISA_END) continue;
-    if (off === 0) cpu.fill(firstVa, PAGE, 0);
-    else k.guest.write(cpu, page, new Uint8Array(PAGE));
+  if (size === HUGE) {
+    k.guest.zeroHuge(cpu, gpa, ISA_START, ISA_END);
+    return;
   }
+  if (gpa >= ISA_START && gpa < ISA_END) return;
+  cpu.fill(firstVa, PAGE, 0);
 }
