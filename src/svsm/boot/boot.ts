@@ -163,6 +163,10 @@ export function bootBsp(cpu: Vmpl0): Kernel {
   );
   prepareGuest(kernel, cpu, secrets.bytes, info.guestCaaGpa);
   bsp.online = true;
+  // What the SVSM occupies once booted: its launched image, the page tables taken during boot
+  // and what its allocator has handed out (GHCBs, VMSAs, shared pages).
+  const usedBytes = next - region.base + pages.stats().allocatedPages * PAGE;
+  kernel.log(cpu, `memory: ${Math.ceil(usedBytes / 1024)} KiB in use of ${region.size >> 20} MiB`);
   return kernel;
 }
 
