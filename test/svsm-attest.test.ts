@@ -357,6 +357,28 @@ describe('ATTEST_SINGLE_SERVICE and unknown calls', () => {
   });
 });
 
+describe('a host with more certificates than the SVSM takes', () => {
+  it('answers RDX = the pages it wants, and the unsent request still consumes its sequence number', () => {
+    const results: CallResult[] = [];
+    const cvm = runGuest(function* ({ svsm }) {
+      results.push(yield* svsm.attestServices(args()));
+      results.push(yield* svsm.attestServices(args({ certificates: { gpa: 0, size: 0 } })));
+    });
+    // A 20 KB "VCEK": the table needs 6 pages, more than the SVSM's 4.
+    cvm.machine.asp.vcekCertificate = () => new Uint8Array(20_000).fill(0x30);
+    const requests = recordRequests(cvm);
+    finish(cvm);
+    const [big, plain] = results;
+    expect(big?.rax).toBe(BigInt(SvsmResult.INVALID_PARAMETER));
+    expect([big?.rcx, big?.rdx, big?.r8]).toEqual([24n, 6n * BigInt(PAGE), 0x4a0n]);
+    expect(plain?.rax).toBe(0n);
+    expect(requests).toEqual([
+      { seqno: 1n, vmpck: 0, status: 0 },
+      { seqno: 3n, vmpck: 0, status: 0 },
+    ]);
+  });
+});
+
 describe('a host that tampers with guest requests', () => {
   it('a response that does not authenticate wipes VMPCK0: no further request leaves the SVSM', () => {
     const results: CallResult[] = [];
