@@ -3,6 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { addAttestCommand } from './commands/attest.js';
 import { addIgvmCommands } from './commands/igvm.js';
 import { addKdsCommands } from './commands/kds.js';
 import { addReportCommands } from './commands/report.js';
@@ -33,6 +34,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void = ()
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .exitOverride();
   addRunCommands(program, io, setExitCode);
+  addAttestCommand(program, io, setExitCode);
   addReportCommands(program, io);
   addVerifyCommand(program, io, setExitCode);
   addKdsCommands(program, io);

@@ -122,9 +122,10 @@ export class ScriptedEngine implements Engine {
         step = it.next();
       } catch (e) {
         this.running.delete(vcpu);
-        if (!(e instanceof CpuFaultError)) throw e;
-        // An exception the guest did not handle: a triple fault, i.e. shutdown.
-        this.logLines.push(`guest vCPU ${vcpu.apicId}: unhandled ${e.message}`);
+        // An exception the guest program did not handle (a CPU fault or its own error): the guest
+        // crashed, which on a CPU is a triple fault, i.e. shutdown.
+        const what = e instanceof Error ? e.message : String(e);
+        this.logLines.push(`guest vCPU ${vcpu.apicId}: unhandled ${what}`);
         exits.exit(vcpu, { exitCode: SVM_EXIT_SHUTDOWN, exitInfo1: 0n, exitInfo2: 0n });
         return;
       }
