@@ -1,0 +1,481 @@
+// The state of one x86-64 logical processor and its memory path.
+//
+// Registers are 32-bit halves in one Int32Array (BigInt costs 4-5x on the hot path, see
+// reference/x86-emulation.md section 2): GPR n has its low half at r[2n] and high half at r[2n+1];
+// RIP is at r[32], r[33]. Memory goes through a direct-mapped TLB of typed arrays; a miss asks the
+// Translator. Faults are raised by throwing the one preallocated `X86Fault` (no allocation), with
+// vector, error code and CR2 in fields of the CPU; the run loop catches it.
+
+import { CodeCache } from './code-cache.js';
+import { LazyFlags } from './flags.js';
+import {
+  ACCESS_EXEC,
+  ACCESS_READ,
+  ACCESS_WRITE,
+  PERM_R,
+  PERM_W,
+  PERM_X,
+  type TranslateResult,
+  type Translator,
+} from './translator.js';
+
+export const RAX = 0;
+export const RCX = 1;
+export const RDX = 2;
+export const RBX = 3;
+export const RSP = 4;
+export const RBP = 5;
+export const RSI = 6;
+export const RDI = 7;
+/** Index of RIP's low half in `r`. */
+export const RIP_LO = 32;
+
+/** Segment register numbers (Sreg encoding). */
+export const SEG_ES = 0;
+export const SEG_CS = 1;
+export const SEG_SS = 2;
+export const SEG_DS = 3;
+export const SEG_FS = 4;
+export const SEG_GS = 5;
+
+/** Exception vectors raised by this core (APM vol. 2, 8.2). */
+export const VEC_DE = 0;
+export const VEC_BP = 3;
+export const VEC_UD = 6;
+export const VEC_GP = 13;
+export const VEC_SS = 12;
+export const VEC_PF = 14;
+
+const TLB_BITS = 10;
+const TLB_SIZE = 1 << TLB_BITS;
+const TLB_MASK = TLB_SIZE - 1;
+const PAGE_MASK = 0xfff;
+
+/** Thrown (always the same instance) when an instruction raises an exception. */
+export class X86Fault extends Error {
+  override readonly name = 'X86Fault';
+}
+const FAULT = new X86Fault('x86 exception');
+
+/** What the processor asks its surroundings: CPUID values and the time-stamp counter. */
+export interface CpuPlatform {
+  /** Fills out[0..3] with EAX, EBX, ECX, EDX for leaf `eax`, subleaf `ecx`. */
+  cpuid(eax: number, ecx: number, out: Int32Array): void;
+  /** TSC value after `instructions` retired instructions, as a non-negative number < 2^53. */
+  tsc(instructions: number): number;
+}
+
+/** A deterministic default: vendor AuthenticAMD, nothing else advertised; TSC = instructions. */
+export const MINIMAL_PLATFORM: CpuPlatform = {
+  cpuid(eax: number, _ecx: number, out: Int32Array): void {
+    out.fill(0);
+    if (eax === 0) {
+      out[0] = 1;
+      out[1] = 0x68747541; // "Auth"
+      out[3] = 0x69746e65; // "enti"
+      out[2] = 0x444d4163; // "cAMD"
+    }
+  },
+  tsc: (n) => n,
+};
+
+export class Cpu {
+  /** GPRs and RIP as 32-bit halves (see the file comment). */
+  readonly r = new Int32Array(34);
+  /** Segment bases, low/high halves, by Sreg number. Only FS and GS matter in 64-bit mode. */
+  readonly segBase = new Int32Array(12);
+  readonly flags = new LazyFlags();
+  /** Current privilege level. */
+  cpl = 0;
+  /** Set by HLT; the run loop stops and the engine decides what a halted vCPU does. */
+  halted = false;
+  /** Retired instructions. */
+  instructions = 0;
+
+  /** Exception raised by the last faulting instruction. */
+  exVector = -1;
+  exErrorCode = 0;
+  /** CR2 (the #PF linear address), halves. */
+  cr2Lo = 0;
+  cr2Hi = 0;
+  /** RIP of the instruction being executed (for faults), halves. */
+  startLo = 0;
+  startHi = 0;
+
+  /** High half of the last 64-bit value a read returned (the low half is the return value). */
+  v1 = 0;
+  /** Effective address of the last memory operand, halves. */
+  a0 = 0;
+  a1 = 0;
+  /** CPUID output scratch. */
+  readonly cpuidOut = new Int32Array(4);
+
+  readonly mem: Uint8Array;
+  private readonly view: DataView;
+  // The TLB: tag = virtual page number bits 12..43 (tag0) and 44..63 (tag1, -1 = invalid).
+  private readonly tlbTag0 = new Int32Array(TLB_SIZE);
+  private readonly tlbTag1 = new Int32Array(TLB_SIZE).fill(-1);
+  private readonly tlbBase = new Float64Array(TLB_SIZE);
+  private readonly tlbPerm = new Int32Array(TLB_SIZE);
+  private readonly tr: TranslateResult = { perm: 0, vector: 0, errorCode: 0 };
+
+  constructor(
+    /** Physical memory (guest physical address = index). */
+    mem: Uint8Array,
+    public translator: Translator,
+    readonly code: CodeCache = new CodeCache(Math.ceil(mem.length / 4096)),
+    readonly platform: CpuPlatform = MINIMAL_PLATFORM,
+  ) {
+    this.mem = mem;
+    this.view = new DataView(mem.buffer, mem.byteOffset, mem.byteLength);
+    code.onProtect((pfn) => this.dropWrite(pfn));
+  }
+
+  // --- registers --------------------------------------------------------------------------
+
+  /** A GPR as a bigint (for tests, tools and module boundaries; not for the hot path). */
+  getReg64(n: number): bigint {
+    return (BigInt(this.r[2 * n + 1]! >>> 0) << 32n) | BigInt(this.r[2 * n]! >>> 0);
+  }
+
+  setReg64(n: number, v: bigint): void {
+    this.r[2 * n] = Number(v & 0xffffffffn) | 0;
+    this.r[2 * n + 1] = Number((v >> 32n) & 0xffffffffn) | 0;
+  }
+
+  get rip(): bigint {
+    return this.getReg64(16);
+  }
+
+  set rip(v: bigint) {
+    this.setReg64(16, v);
+  }
+
+  /** RFLAGS (low 32 bits; the high half is reserved zero). */
+  get rflags(): number {
+    return this.flags.get();
+  }
+
+  set rflags(v: number) {
+    this.flags.put(v);
+  }
+
+  /**
+   * Reads register `n` at `size` bytes; the high half goes to `v1`. For size 1, n is byte-register
+   * coded: 0..15 are the low bytes, 16..19 are AH, CH, DH, BH.
+   */
+  getReg(n: number, size: number): number {
+    const r = this.r;
+    switch (size) {
+      case 8:
+        this.v1 = r[2 * n + 1]!;
+        return r[2 * n]!;
+      case 4:
+        this.v1 = 0;
+        return r[2 * n]!;
+      case 2:
+        this.v1 = 0;
+        return r[2 * n]! & 0xffff;
+      default:
+        this.v1 = 0;
+        return n < 16 ? r[2 * n]! & 0xff : (r[2 * (n - 16)]! >> 8) & 0xff;
+    }
+  }
+
+  /** Writes register `n` at `size` bytes: 32-bit writes zero the high half, 8/16 merge. */
+  setReg(n: number, size: number, lo: number, hi: number): void {
+    const r = this.r;
+    switch (size) {
+      case 8:
+        r[2 * n] = lo;
+        r[2 * n + 1] = hi;
+        return;
+      case 4:
+        r[2 * n] = lo;
+        r[2 * n + 1] = 0;
+        return;
+      case 2:
+        r[2 * n] = (r[2 * n]! & ~0xffff) | (lo & 0xffff);
+        return;
+      default:
+        if (n < 16) r[2 * n] = (r[2 * n]! & ~0xff) | (lo & 0xff);
+        else r[2 * (n - 16)] = (r[2 * (n - 16)]! & ~0xff00) | ((lo & 0xff) << 8);
+    }
+  }
+
+  // --- exceptions -------------------------------------------------------------------------
+
+  /** Raises exception `vector` with `errorCode`: never returns. */
+  fault(vector: number, errorCode = 0): never {
+    this.exVector = vector;
+    this.exErrorCode = errorCode;
+    throw FAULT;
+  }
+
+  // --- TLB --------------------------------------------------------------------------------
+
+  /** Forgets every translation (CR3 write, paging mode change, CPL-dependent rules). */
+  flushTlb(): void {
+    this.tlbTag1.fill(-1);
+  }
+
+  /** INVLPG: forgets the translation of one virtual page. */
+  invlpg(lo: number, hi: number): void {
+    const i = ((lo >>> 12) | (hi << 20)) & TLB_MASK;
+    this.tlbTag1[i] = -1;
+  }
+
+  /** Takes write permission away from cached translations to physical page `pfn`. */
+  private dropWrite(pfn: number): void {
+    const base = pfn * 4096;
+    for (let i = 0; i < TLB_SIZE; i++) {
+      if (this.tlbBase[i] === base) this.tlbPerm[i]! &= ~PERM_W;
+    }
+  }
+
+  /**
+   * The physical address of virtual hi:lo for `access`, filling the TLB on a miss; faults if the
+   * translation does. The access must not cross a page (callers split).
+   */
+  translate(lo: number, hi: number, access: number): number {
+    const need = access === ACCESS_READ ? PERM_R : access === ACCESS_WRITE ? PERM_W : PERM_X;
+    const t0 = (lo >>> 12) | (hi << 20);
+    const i = t0 & TLB_MASK;
+    if (
+      this.tlbTag0[i] === t0 &&
+      this.tlbTag1[i] === hi >>> 12 &&
+      (this.tlbPerm[i]! & need) !== 0
+    ) {
+      return this.tlbBase[i]! + (lo & PAGE_MASK);
+    }
+    // Canonical: bits 63..47 equal (APM vol. 2, 5.3.1). #GP(0) (#SS for stack accesses, which
+    // callers do not distinguish yet).
+    if (hi >> 15 !== hi >> 31) this.fault(VEC_GP, 0);
+    const tr = this.tr;
+    const pfn = this.translator.translate(lo, hi, access, this.cpl === 3, tr);
+    if (pfn < 0) {
+      if (tr.vector === VEC_PF) {
+        this.cr2Lo = lo;
+        this.cr2Hi = hi;
+      }
+      this.fault(tr.vector, tr.errorCode);
+    }
+    let perm = tr.perm;
+    if (this.code.hasCode[pfn] !== 0) {
+      // A store into decoded code: forget the page's decodings first.
+      if (access === ACCESS_WRITE) this.code.invalidatePage(pfn);
+      else perm &= ~PERM_W;
+    }
+    this.tlbTag0[i] = t0;
+    this.tlbTag1[i] = hi >>> 12;
+    this.tlbBase[i] = pfn * 4096;
+    this.tlbPerm[i] = perm;
+    return pfn * 4096 + (lo & PAGE_MASK);
+  }
+
+  // --- memory -----------------------------------------------------------------------------
+  // Fast path: TLB hit with the permission and the access inside one page. The slow path
+  // translates and splits page-crossing accesses into bytes.
+
+  read8(lo: number, hi: number): number {
+    const t0 = (lo >>> 12) | (hi << 20);
+    const i = t0 & TLB_MASK;
+    if (
+      this.tlbTag0[i] === t0 &&
+      this.tlbTag1[i] === hi >>> 12 &&
+      (this.tlbPerm[i]! & PERM_R) !== 0
+    ) {
+      return this.mem[this.tlbBase[i]! + (lo & PAGE_MASK)]!;
+    }
+    return this.mem[this.translate(lo, hi, ACCESS_READ)]!;
+  }
+
+  read16(lo: number, hi: number): number {
+    const t0 = (lo >>> 12) | (hi << 20);
+    const i = t0 & TLB_MASK;
+    const off = lo & PAGE_MASK;
+    if (
+      this.tlbTag0[i] === t0 &&
+      this.tlbTag1[i] === hi >>> 12 &&
+      (this.tlbPerm[i]! & PERM_R) !== 0 &&
+      off <= 0xffe
+    ) {
+      return this.view.getUint16(this.tlbBase[i]! + off, true);
+    }
+    return this.readSlow(lo, hi, 2);
+  }
+
+  /** 32-bit read as an int32. */
+  read32(lo: number, hi: number): number {
+    const t0 = (lo >>> 12) | (hi << 20);
+    const i = t0 & TLB_MASK;
+    const off = lo & PAGE_MASK;
+    if (
+      this.tlbTag0[i] === t0 &&
+      this.tlbTag1[i] === hi >>> 12 &&
+      (this.tlbPerm[i]! & PERM_R) !== 0 &&
+      off <= 0xffc
+    ) {
+      return this.view.getInt32(this.tlbBase[i]! + off, true);
+    }
+    return this.readSlow(lo, hi, 4);
+  }
+
+  /** 64-bit read: returns the low half, the high half goes to `v1`. */
+  read64(lo: number, hi: number): number {
+    const t0 = (lo >>> 12) | (hi << 20);
+    const i = t0 & TLB_MASK;
+    const off = lo & PAGE_MASK;
+    if (
+      this.tlbTag0[i] === t0 &&
+      this.tlbTag1[i] === hi >>> 12 &&
+      (this.tlbPerm[i]! & PERM_R) !== 0 &&
+      off <= 0xff8
+    ) {
+      const pa = this.tlbBase[i]! + off;
+      this.v1 = this.view.getInt32(pa + 4, true);
+      return this.view.getInt32(pa, true);
+    }
+    const v0 = this.readSlow(lo, hi, 4);
+    const n0 = (lo + 4) | 0;
+    this.v1 = this.readSlow(n0, n0 >>> 0 < lo >>> 0 ? (hi + 1) | 0 : hi, 4);
+    return v0;
+  }
+
+  /** Reads `size` bytes (1, 2, 4, 8); the high half of a 64-bit value goes to `v1`. */
+  read(lo: number, hi: number, size: number): number {
+    switch (size) {
+      case 1:
+        this.v1 = 0;
+        return this.read8(lo, hi);
+      case 2:
+        this.v1 = 0;
+        return this.read16(lo, hi);
+      case 4:
+        this.v1 = 0;
+        return this.read32(lo, hi);
+      default:
+        return this.read64(lo, hi);
+    }
+  }
+
+  private readSlow(lo: number, hi: number, size: number): number {
+    // All bytes are translated before any is used, so a fault on the second page leaves nothing
+    // half done (reads have no side effects anyway).
+    let v = 0;
+    for (let k = size - 1; k >= 0; k--) {
+      const a = (lo + k) | 0;
+      const h = a >>> 0 < lo >>> 0 ? (hi + 1) | 0 : hi;
+      v = (v << 8) | this.mem[this.translate(a, h, ACCESS_READ)]!;
+    }
+    return size === 4 ? v | 0 : v;
+  }
+
+  write8(lo: number, hi: number, v: number): void {
+    const t0 = (lo >>> 12) | (hi << 20);
+    const i = t0 & TLB_MASK;
+    if (
+      this.tlbTag0[i] === t0 &&
+      this.tlbTag1[i] === hi >>> 12 &&
+      (this.tlbPerm[i]! & PERM_W) !== 0
+    ) {
+      this.mem[this.tlbBase[i]! + (lo & PAGE_MASK)] = v;
+      return;
+    }
+    this.mem[this.translate(lo, hi, ACCESS_WRITE)] = v;
+  }
+
+  write16(lo: number, hi: number, v: number): void {
+    const t0 = (lo >>> 12) | (hi << 20);
+    const i = t0 & TLB_MASK;
+    const off = lo & PAGE_MASK;
+    if (
+      this.tlbTag0[i] === t0 &&
+      this.tlbTag1[i] === hi >>> 12 &&
+      (this.tlbPerm[i]! & PERM_W) !== 0 &&
+      off <= 0xffe
+    ) {
+      this.view.setUint16(this.tlbBase[i]! + off, v, true);
+      return;
+    }
+    this.writeSlow(lo, hi, 2, v, 0);
+  }
+
+  write32(lo: number, hi: number, v: number): void {
+    const t0 = (lo >>> 12) | (hi << 20);
+    const i = t0 & TLB_MASK;
+    const off = lo & PAGE_MASK;
+    if (
+      this.tlbTag0[i] === t0 &&
+      this.tlbTag1[i] === hi >>> 12 &&
+      (this.tlbPerm[i]! & PERM_W) !== 0 &&
+      off <= 0xffc
+    ) {
+      this.view.setInt32(this.tlbBase[i]! + off, v, true);
+      return;
+    }
+    this.writeSlow(lo, hi, 4, v, 0);
+  }
+
+  write64(lo: number, hi: number, v0: number, v1: number): void {
+    const t0 = (lo >>> 12) | (hi << 20);
+    const i = t0 & TLB_MASK;
+    const off = lo & PAGE_MASK;
+    if (
+      this.tlbTag0[i] === t0 &&
+      this.tlbTag1[i] === hi >>> 12 &&
+      (this.tlbPerm[i]! & PERM_W) !== 0 &&
+      off <= 0xff8
+    ) {
+      const pa = this.tlbBase[i]! + off;
+      this.view.setInt32(pa, v0, true);
+      this.view.setInt32(pa + 4, v1, true);
+      return;
+    }
+    this.writeSlow(lo, hi, 8, v0, v1);
+  }
+
+  /** Writes `size` bytes (1, 2, 4, 8) of v1:v0. */
+  write(lo: number, hi: number, size: number, v0: number, v1: number): void {
+    switch (size) {
+      case 1:
+        this.write8(lo, hi, v0);
+        return;
+      case 2:
+        this.write16(lo, hi, v0);
+        return;
+      case 4:
+        this.write32(lo, hi, v0);
+        return;
+      default:
+        this.write64(lo, hi, v0, v1);
+    }
+  }
+
+  private writeSlow(lo: number, hi: number, size: number, v0: number, v1: number): void {
+    // Translate both ends first: a fault on the second page must leave memory untouched.
+    const last = (lo + size - 1) | 0;
+    const lastHi = last >>> 0 < lo >>> 0 ? (hi + 1) | 0 : hi;
+    const p0 = this.translate(lo, hi, ACCESS_WRITE);
+    const p1 = this.translate(last, lastHi, ACCESS_WRITE);
+    for (let k = 0; k < size; k++) {
+      const b = (k < 4 ? v0 >>> (8 * k) : v1 >>> (8 * (k - 4))) & 0xff;
+      const off = (lo & PAGE_MASK) + k;
+      this.mem[off < 4096 ? p0 + k : p1 - (size - 1 - k)] = b;
+    }
+  }
+
+  /** Physical address of an instruction byte at virtual hi:lo (execute permission). */
+  fetchAddress(lo: number, hi: number): number {
+    const t0 = (lo >>> 12) | (hi << 20);
+    const i = t0 & TLB_MASK;
+    if (
+      this.tlbTag0[i] === t0 &&
+      this.tlbTag1[i] === hi >>> 12 &&
+      (this.tlbPerm[i]! & PERM_X) !== 0
+    ) {
+      return this.tlbBase[i]! + (lo & PAGE_MASK);
+    }
+    return this.translate(lo, hi, ACCESS_EXEC);
+  }
+}

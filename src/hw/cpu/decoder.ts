@@ -1,0 +1,348 @@
+// The 64-bit mode instruction decoder: legacy prefixes, REX, the opcode maps of opcode-table.ts,
+// ModRM/SIB with RIP-relative addressing, displacements and immediates (AMD64 APM vol. 3, ch. 1
+// "Instruction Encoding"). It fills an Insn and returns the length, or a negative DECODE_* code.
+// The same decoder serves the interpreter (once per physical address, then cached) and the
+// disassembler.
+
+import { Insn, NO_REG, REP_E, REP_NE, REP_NONE, RIP_BASE } from './insn.js';
+import * as H from './ops.js';
+import {
+  ENDBR64,
+  hasModrm,
+  ONE_BYTE,
+  type OpDef,
+  RDTSCP,
+  SZ_B,
+  SZ_D64,
+  SZ_F64,
+  SZ_W,
+  TWO_BYTE,
+} from './opcode-table.js';
+
+/** Not a valid (or not an implemented) instruction: #UD. */
+export const DECODE_UD = -1;
+/** Longer than 15 bytes: #GP(0). */
+export const DECODE_TOO_LONG = -2;
+/** The bytes ran out at `limit` before the instruction ended (fetch the next page and retry). */
+export const DECODE_MORE = -3;
+
+const MAX_LEN = 15;
+
+const XCHG_R_RAX: OpDef = ONE_BYTE[0x91]!;
+
+/** A byte-register number as Insn codes it: AH..BH (16..19) when n is 4..7 and there is no REX. */
+function byteReg(n: number, rex: boolean): number {
+  return !rex && n >= 4 && n < 8 ? n + 12 : n;
+}
+
+/**
+ * Decodes the instruction at bytes[pos], reading no byte at or past `limit`, into `out`.
+ * Returns its length or a DECODE_* code.
+ */
+export function decode(bytes: Uint8Array, pos: number, limit: number, out: Insn): number {
+  let p = pos;
+  const end = Math.min(limit, pos + MAX_LEN);
+  let opsize16 = false;
+  let addr32 = false;
+  let rep = REP_NONE;
+  let lock = false;
+  let seg = NO_REG;
+  let rex = 0;
+  let b = 0;
+  // Legacy prefixes, then an optional REX that must come last.
+  for (;;) {
+    if (p >= end) return p >= pos + MAX_LEN ? DECODE_TOO_LONG : DECODE_MORE;
+    b = bytes[p++]!;
+    if ((b & 0xf0) === 0x40) {
+      rex = b;
+      continue;
+    }
+    let prefix = true;
+    switch (b) {
+      case 0x66:
+        opsize16 = true;
+        break;
+      case 0x67:
+        addr32 = true;
+        break;
+      case 0xf3:
+        rep = REP_E;
+        break;
+      case 0xf2:
+        rep = REP_NE;
+        break;
+      case 0xf0:
+        lock = true;
+        break;
+      case 0x64:
+        seg = 4;
+        break;
+      case 0x65:
+        seg = 5;
+        break;
+      case 0x26:
+      case 0x2e:
+      case 0x36:
+      case 0x3e:
+        break; // ES/CS/SS/DS overrides have no effect in 64-bit mode
+      default:
+        prefix = false;
+    }
+    if (!prefix) break;
+    rex = 0; // a REX followed by a legacy prefix is ignored
+  }
+  const rexW = (rex & 8) !== 0;
+  const rexR = (rex & 4) << 1;
+  const rexX = (rex & 2) << 2;
+  const rexB = (rex & 1) << 3;
+  const hasRex = rex !== 0;
+
+  let def: OpDef | null;
+  let twoByte = false;
+  if (b === 0x0f) {
+    if (p >= end) return p >= pos + MAX_LEN ? DECODE_TOO_LONG : DECODE_MORE;
+    b = bytes[p++]!;
+    twoByte = true;
+    def = TWO_BYTE[b]!;
+    if (b === 0x01) {
+      // Group 7: only RDTSCP (0F 01 F9) so far.
+      if (p >= end) return p >= pos + MAX_LEN ? DECODE_TOO_LONG : DECODE_MORE;
+      if (bytes[p] !== 0xf9) return DECODE_UD;
+      p++;
+      def = RDTSCP;
+    }
+  } else {
+    def = ONE_BYTE[b]!;
+    if (b === 0x90 && rexB !== 0) def = XCHG_R_RAX;
+  }
+  if (def === null) return DECODE_UD;
+  if (def.f3 !== undefined && rep === REP_E) {
+    def = def.f3;
+    rep = REP_NONE;
+  }
+
+  out.rex = hasRex;
+  out.rep = rep;
+  out.lock = lock;
+  out.seg = seg;
+  out.asz = addr32 ? 4 : 8;
+  out.rm = NO_REG;
+  out.base = NO_REG;
+  out.index = NO_REG;
+  out.scale = 0;
+  out.disp = 0;
+  out.dispHi = 0;
+  out.imm = 0;
+  out.immHi = 0;
+  out.imm2 = 0;
+  out.reg = 0;
+
+  // ModRM, SIB and displacement.
+  let mod = 3;
+  if (hasModrm(def)) {
+    if (p >= end) return p >= pos + MAX_LEN ? DECODE_TOO_LONG : DECODE_MORE;
+    const modrm = bytes[p++]!;
+    mod = modrm >> 6;
+    const regField = (modrm >> 3) & 7;
+    if (def.group !== undefined) {
+      const g = def.group[regField] ?? null;
+      if (g === null) return DECODE_UD;
+      def = g;
+    }
+    if (twoByte && b === 0x1e && rep === REP_E && modrm === 0xfa) {
+      def = ENDBR64;
+      out.rep = REP_NONE;
+    }
+    if (def.form === 'mem' && mod === 3) return DECODE_UD;
+    if (def.form === 'reg' && mod !== 3) return DECODE_UD;
+    out.reg = regField | rexR;
+    const rm = modrm & 7;
+    if (mod === 3) {
+      out.rm = rm | rexB;
+    } else if (rm === 4) {
+      if (p >= end) return p >= pos + MAX_LEN ? DECODE_TOO_LONG : DECODE_MORE;
+      const sib = bytes[p++]!;
+      const idx = ((sib >> 3) & 7) | rexX;
+      if (idx !== 4) {
+        out.index = idx;
+        out.scale = sib >> 6;
+      }
+      const base = sib & 7;
+      if (base === 5 && mod === 0) {
+        mod = 2; // disp32, no base
+      } else {
+        out.base = base | rexB;
+      }
+    } else if (rm === 5 && mod === 0) {
+      out.base = RIP_BASE;
+      mod = 2;
+      if (addr32) return DECODE_UD; // EIP-relative: not supported yet (rare)
+    } else {
+      out.base = rm | rexB;
+    }
+    if (mod === 1) {
+      if (p >= end) return p >= pos + MAX_LEN ? DECODE_TOO_LONG : DECODE_MORE;
+      out.disp = (bytes[p++]! << 24) >> 24;
+      out.dispHi = out.disp >> 31;
+    } else if (mod === 2) {
+      if (p + 4 > end) return p + 4 > pos + MAX_LEN ? DECODE_TOO_LONG : DECODE_MORE;
+      out.disp = bytes[p]! | (bytes[p + 1]! << 8) | (bytes[p + 2]! << 16) | (bytes[p + 3]! << 24);
+      out.dispHi = out.disp >> 31;
+      p += 4;
+    }
+  }
+
+  // Operand size.
+  let osz: number;
+  switch (def.size) {
+    case SZ_B:
+      osz = 1;
+      break;
+    case SZ_W:
+      osz = 2;
+      break;
+    case SZ_D64:
+      osz = opsize16 ? 2 : 8;
+      break;
+    case SZ_F64:
+      osz = 8;
+      break;
+    default:
+      osz = rexW ? 8 : opsize16 ? 2 : 4;
+  }
+  out.osz = osz;
+  out.def = def;
+  out.op = def.h;
+  out.sub = def.sub;
+
+  // Operand shapes: register fields, implicit registers and immediates.
+  const ops = def.ops;
+  for (let k = 0; k < ops.length; k++) {
+    const o = ops[k]!;
+    switch (o) {
+      case 'Eb':
+        if (out.rm !== NO_REG) out.rm = byteReg(out.rm, hasRex);
+        break;
+      case 'Gb':
+        out.reg = byteReg(out.reg, hasRex);
+        break;
+      case 'Zb':
+        out.rm = byteReg((b & 7) | rexB, hasRex);
+        break;
+      case 'Zv':
+        out.rm = (b & 7) | rexB;
+        break;
+      case 'AL':
+      case 'rAX':
+        // The accumulator is the E operand (ALU/TEST/XCHG short forms) unless the other
+        // operand is a moffs memory operand (MOV A0..A3), where it is the G operand.
+        if (k === 0 && ops[1]?.charCodeAt(0) !== 0x4f /* O */) out.rm = 0;
+        else out.reg = 0;
+        break;
+      case 'Ib':
+      case 'Ibs':
+      case 'Jb': {
+        if (p >= end) return p >= pos + MAX_LEN ? DECODE_TOO_LONG : DECODE_MORE;
+        const v = bytes[p++]!;
+        if (k === 1 && def.ops[0] === 'Iw') {
+          out.imm2 = v; // ENTER's level
+        } else if (o === 'Ib' && (osz === 1 || k > 0)) {
+          out.imm = v; // zero-extended: byte operands, shift counts, bit offsets
+        } else {
+          out.imm = (v << 24) >> 24;
+          out.immHi = out.imm >> 31;
+          if (osz === 2 && o !== 'Jb') out.imm &= 0xffff;
+        }
+        break;
+      }
+      case 'Iw': {
+        if (p + 2 > end) return p + 2 > pos + MAX_LEN ? DECODE_TOO_LONG : DECODE_MORE;
+        out.imm = bytes[p]! | (bytes[p + 1]! << 8);
+        p += 2;
+        break;
+      }
+      case 'Iz':
+      case 'Jz': {
+        if (osz === 2 && o === 'Iz') {
+          if (p + 2 > end) return p + 2 > pos + MAX_LEN ? DECODE_TOO_LONG : DECODE_MORE;
+          out.imm = bytes[p]! | (bytes[p + 1]! << 8);
+          p += 2;
+        } else {
+          if (p + 4 > end) return p + 4 > pos + MAX_LEN ? DECODE_TOO_LONG : DECODE_MORE;
+          out.imm =
+            bytes[p]! | (bytes[p + 1]! << 8) | (bytes[p + 2]! << 16) | (bytes[p + 3]! << 24);
+          out.immHi = out.imm >> 31;
+          p += 4;
+        }
+        break;
+      }
+      case 'Iv': {
+        const n = osz;
+        if (p + n > end) return p + n > pos + MAX_LEN ? DECODE_TOO_LONG : DECODE_MORE;
+        if (n === 2) out.imm = bytes[p]! | (bytes[p + 1]! << 8);
+        else
+          out.imm =
+            bytes[p]! | (bytes[p + 1]! << 8) | (bytes[p + 2]! << 16) | (bytes[p + 3]! << 24);
+        if (n === 8) {
+          out.immHi =
+            bytes[p + 4]! | (bytes[p + 5]! << 8) | (bytes[p + 6]! << 16) | (bytes[p + 7]! << 24);
+        }
+        p += n;
+        break;
+      }
+      case 'Ob':
+      case 'Ov': {
+        // moffs: an absolute address of address size, no ModRM.
+        const n = out.asz;
+        if (p + n > end) return p + n > pos + MAX_LEN ? DECODE_TOO_LONG : DECODE_MORE;
+        out.disp = bytes[p]! | (bytes[p + 1]! << 8) | (bytes[p + 2]! << 16) | (bytes[p + 3]! << 24);
+        out.dispHi =
+          n === 8
+            ? bytes[p + 4]! | (bytes[p + 5]! << 8) | (bytes[p + 6]! << 16) | (bytes[p + 7]! << 24)
+            : 0;
+        p += n;
+        break;
+      }
+      case '1':
+        out.imm = 1; // shift count of D0/D1
+        break;
+      default:
+        break; // Ev, Gv, M, CL, X*, Y*: nothing more to read
+    }
+  }
+  if (p > pos + MAX_LEN) return DECODE_TOO_LONG;
+  // Only 64-bit operations use the high half of an immediate (keeps lazy-flag operands clean).
+  if (osz !== 8) out.immHi = 0;
+  // LOCK is valid only on read-modify-write instructions with a memory destination.
+  if (lock && !(out.rm === NO_REG && lockable(def.h, out.sub))) return DECODE_UD;
+  out.len = p - pos;
+  return out.len;
+}
+
+/** LOCK is allowed on these read-modify-write instructions with a memory destination. */
+function lockable(h: number, sub: number): boolean {
+  switch (h) {
+    case H.H_ALU_EG:
+    case H.H_ALU_EI:
+      return sub !== 7;
+    case H.H_INCDEC:
+    case H.H_NOTNEG:
+    case H.H_XCHG_EG:
+    case H.H_CMPXCHG:
+    case H.H_XADD:
+    case H.H_CMPXCHG8B:
+      return true;
+    case H.H_BT_EG:
+    case H.H_BT_EI:
+      return sub !== 0;
+    default:
+      return false;
+  }
+}
+
+/** Decodes into a fresh Insn (tools and tests). */
+export function decodeOne(bytes: Uint8Array, pos = 0): Insn | number {
+  const insn = new Insn();
+  const n = decode(bytes, pos, bytes.length, insn);
+  return n < 0 ? n : insn;
+}

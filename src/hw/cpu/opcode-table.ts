@@ -1,0 +1,302 @@
+// The instruction table: one row per encoding of the one-byte map and the 0F map, in the
+// operand notation of AMD64 APM vol. 3, Appendix A "Opcode and Operand Encodings" (E = ModRM.rm,
+// G = ModRM.reg, I = immediate, J = relative target, Z = register in the opcode's low bits, O =
+// absolute offset; b/w/d/q/v/z sizes). The decoder reads the operand shapes to know which bytes
+// follow; the interpreter gets the handler; the disassembler prints the mnemonic and shapes.
+// Rows left null are #UD (or not implemented yet, which the decoder reports the same way).
+
+import * as H from './ops.js';
+
+/** Operand-size rule of a row. */
+export const SZ_V = 0; // 16/32/64 by 66 and REX.W, default 32
+export const SZ_B = 1; // byte operation
+export const SZ_W = 2; // always 16
+export const SZ_D64 = -1; // default 64 in 64-bit mode, 66 gives 16 (push, pop, near branches)
+export const SZ_F64 = -2; // always 64 in 64-bit mode
+
+export interface OpDef {
+  readonly mn: string;
+  /** Operand shapes, e.g. ['Ev', 'Gv']. */
+  readonly ops: readonly string[];
+  readonly h: number;
+  readonly sub: number;
+  readonly size: number;
+  /** Sub-table by ModRM.reg (group opcodes); the row itself then only says a ModRM follows. */
+  readonly group?: readonly (OpDef | null)[];
+  /** The row when an F3 prefix selects another instruction (POPCNT, TZCNT, LZCNT, PAUSE). */
+  readonly f3?: OpDef;
+  /** Only the register form (mod = 3) is valid; the memory form is #UD. Or 'mem' for the reverse. */
+  readonly form?: 'reg' | 'mem';
+}
+
+function d(
+  mn: string,
+  ops: string,
+  h: number,
+  sub = 0,
+  size = SZ_V,
+  extra: Partial<OpDef> = {},
+): OpDef {
+  return { mn, ops: ops === '' ? [] : ops.split(','), h, sub, size, ...extra };
+}
+
+function group(rows: (OpDef | null)[], ops = 'Ev'): OpDef {
+  return { mn: '', ops: ops.split(','), h: H.H_UD, sub: 0, size: SZ_V, group: rows };
+}
+
+/** The one-byte opcode map. */
+export const ONE_BYTE: (OpDef | null)[] = new Array<OpDef | null>(256).fill(null);
+/** The two-byte (0F) opcode map. */
+export const TWO_BYTE: (OpDef | null)[] = new Array<OpDef | null>(256).fill(null);
+
+const ALU_NAMES = ['add', 'or', 'adc', 'sbb', 'and', 'sub', 'xor', 'cmp'];
+const CC_NAMES = [
+  'o',
+  'no',
+  'b',
+  'ae',
+  'e',
+  'ne',
+  'be',
+  'a',
+  's',
+  'ns',
+  'p',
+  'np',
+  'l',
+  'ge',
+  'le',
+  'g',
+];
+const SHIFT_NAMES = ['rol', 'ror', 'rcl', 'rcr', 'shl', 'shr', 'sal', 'sar'];
+
+for (let op = 0; op < 8; op++) {
+  const mn = ALU_NAMES[op]!;
+  ONE_BYTE[op * 8 + 0] = d(mn, 'Eb,Gb', H.H_ALU_EG, op, SZ_B);
+  ONE_BYTE[op * 8 + 1] = d(mn, 'Ev,Gv', H.H_ALU_EG, op);
+  ONE_BYTE[op * 8 + 2] = d(mn, 'Gb,Eb', H.H_ALU_GE, op, SZ_B);
+  ONE_BYTE[op * 8 + 3] = d(mn, 'Gv,Ev', H.H_ALU_GE, op);
+  ONE_BYTE[op * 8 + 4] = d(mn, 'AL,Ib', H.H_ALU_EI, op, SZ_B);
+  ONE_BYTE[op * 8 + 5] = d(mn, 'rAX,Iz', H.H_ALU_EI, op);
+}
+for (let r = 0; r < 8; r++) {
+  ONE_BYTE[0x50 + r] = d('push', 'Zv', H.H_PUSH_R, 0, SZ_D64);
+  ONE_BYTE[0x58 + r] = d('pop', 'Zv', H.H_POP_R, 0, SZ_D64);
+  ONE_BYTE[0x90 + r] = d('xchg', 'Zv,rAX', H.H_XCHG_EG);
+  ONE_BYTE[0xb0 + r] = d('mov', 'Zb,Ib', H.H_MOV_EI, 0, SZ_B);
+  ONE_BYTE[0xb8 + r] = d('mov', 'Zv,Iv', H.H_MOV_EI);
+}
+ONE_BYTE[0x63] = d('movsxd', 'Gv,Ed', H.H_MOVSX, 4);
+ONE_BYTE[0x68] = d('push', 'Iz', H.H_PUSH_I, 0, SZ_D64);
+ONE_BYTE[0x69] = d('imul', 'Gv,Ev,Iz', H.H_IMUL_GEI);
+ONE_BYTE[0x6a] = d('push', 'Ibs', H.H_PUSH_I, 0, SZ_D64);
+ONE_BYTE[0x6b] = d('imul', 'Gv,Ev,Ibs', H.H_IMUL_GEI);
+for (let cc = 0; cc < 16; cc++) {
+  ONE_BYTE[0x70 + cc] = d('j' + CC_NAMES[cc], 'Jb', H.H_JCC, cc, SZ_D64);
+  TWO_BYTE[0x80 + cc] = d('j' + CC_NAMES[cc], 'Jz', H.H_JCC, cc, SZ_D64);
+  TWO_BYTE[0x90 + cc] = d('set' + CC_NAMES[cc], 'Eb', H.H_SETCC, cc, SZ_B);
+  TWO_BYTE[0x40 + cc] = d('cmov' + CC_NAMES[cc], 'Gv,Ev', H.H_CMOVCC, cc);
+}
+ONE_BYTE[0x80] = group(
+  ALU_NAMES.map((mn, op) => d(mn, 'Eb,Ib', H.H_ALU_EI, op, SZ_B)),
+  'Eb',
+);
+ONE_BYTE[0x81] = group(ALU_NAMES.map((mn, op) => d(mn, 'Ev,Iz', H.H_ALU_EI, op)));
+ONE_BYTE[0x83] = group(ALU_NAMES.map((mn, op) => d(mn, 'Ev,Ibs', H.H_ALU_EI, op)));
+ONE_BYTE[0x84] = d('test', 'Eb,Gb', H.H_TEST_EG, 0, SZ_B);
+ONE_BYTE[0x85] = d('test', 'Ev,Gv', H.H_TEST_EG);
+ONE_BYTE[0x86] = d('xchg', 'Eb,Gb', H.H_XCHG_EG, 0, SZ_B);
+ONE_BYTE[0x87] = d('xchg', 'Ev,Gv', H.H_XCHG_EG);
+ONE_BYTE[0x88] = d('mov', 'Eb,Gb', H.H_MOV_EG, 0, SZ_B);
+ONE_BYTE[0x89] = d('mov', 'Ev,Gv', H.H_MOV_EG);
+ONE_BYTE[0x8a] = d('mov', 'Gb,Eb', H.H_MOV_GE, 0, SZ_B);
+ONE_BYTE[0x8b] = d('mov', 'Gv,Ev', H.H_MOV_GE);
+ONE_BYTE[0x8d] = d('lea', 'Gv,M', H.H_LEA, 0, SZ_V, { form: 'mem' });
+ONE_BYTE[0x8f] = group([
+  d('pop', 'Ev', H.H_POP_E, 0, SZ_D64),
+  null,
+  null,
+  null,
+  null,
+  null,
+  null,
+  null,
+]);
+ONE_BYTE[0x90] = d('nop', '', H.H_NOP, 0, SZ_V, { f3: d('pause', '', H.H_NOP) });
+ONE_BYTE[0x98] = d('cbw', '', H.H_CBW); // cwde/cdqe by size (disassembler)
+ONE_BYTE[0x99] = d('cwd', '', H.H_CWD);
+ONE_BYTE[0x9c] = d('pushf', '', H.H_PUSHF, 0, SZ_D64);
+ONE_BYTE[0x9d] = d('popf', '', H.H_POPF, 0, SZ_D64);
+ONE_BYTE[0x9e] = d('sahf', '', H.H_SAHF);
+ONE_BYTE[0x9f] = d('lahf', '', H.H_LAHF);
+ONE_BYTE[0xa0] = d('mov', 'AL,Ob', H.H_MOV_GE, 0, SZ_B);
+ONE_BYTE[0xa1] = d('mov', 'rAX,Ov', H.H_MOV_GE);
+ONE_BYTE[0xa2] = d('mov', 'Ob,AL', H.H_MOV_EG, 0, SZ_B);
+ONE_BYTE[0xa3] = d('mov', 'Ov,rAX', H.H_MOV_EG);
+ONE_BYTE[0xa4] = d('movs', 'Yb,Xb', H.H_MOVS, 0, SZ_B);
+ONE_BYTE[0xa5] = d('movs', 'Yv,Xv', H.H_MOVS);
+ONE_BYTE[0xa6] = d('cmps', 'Xb,Yb', H.H_CMPS, 0, SZ_B);
+ONE_BYTE[0xa7] = d('cmps', 'Xv,Yv', H.H_CMPS);
+ONE_BYTE[0xa8] = d('test', 'AL,Ib', H.H_TEST_EI, 0, SZ_B);
+ONE_BYTE[0xa9] = d('test', 'rAX,Iz', H.H_TEST_EI);
+ONE_BYTE[0xaa] = d('stos', 'Yb,AL', H.H_STOS, 0, SZ_B);
+ONE_BYTE[0xab] = d('stos', 'Yv,rAX', H.H_STOS);
+ONE_BYTE[0xac] = d('lods', 'AL,Xb', H.H_LODS, 0, SZ_B);
+ONE_BYTE[0xad] = d('lods', 'rAX,Xv', H.H_LODS);
+ONE_BYTE[0xae] = d('scas', 'AL,Yb', H.H_SCAS, 0, SZ_B);
+ONE_BYTE[0xaf] = d('scas', 'rAX,Yv', H.H_SCAS);
+ONE_BYTE[0xc0] = group(
+  SHIFT_NAMES.map((mn, k) => d(mn, 'Eb,Ib', H.H_SHIFT_I, k, SZ_B)),
+  'Eb',
+);
+ONE_BYTE[0xc1] = group(SHIFT_NAMES.map((mn, k) => d(mn, 'Ev,Ib', H.H_SHIFT_I, k)));
+ONE_BYTE[0xc2] = d('ret', 'Iw', H.H_RET, 0, SZ_D64);
+ONE_BYTE[0xc3] = d('ret', '', H.H_RET, 0, SZ_D64);
+ONE_BYTE[0xc6] = group(
+  [d('mov', 'Eb,Ib', H.H_MOV_EI, 0, SZ_B), null, null, null, null, null, null, null],
+  'Eb',
+);
+ONE_BYTE[0xc7] = group([d('mov', 'Ev,Iz', H.H_MOV_EI), null, null, null, null, null, null, null]);
+ONE_BYTE[0xc8] = d('enter', 'Iw,Ib', H.H_ENTER, 0, SZ_D64);
+ONE_BYTE[0xc9] = d('leave', '', H.H_LEAVE, 0, SZ_D64);
+ONE_BYTE[0xcc] = d('int3', '', H.H_INT3);
+ONE_BYTE[0xd0] = group(
+  SHIFT_NAMES.map((mn, k) => d(mn, 'Eb,1', H.H_SHIFT_I, k, SZ_B)),
+  'Eb',
+);
+ONE_BYTE[0xd1] = group(SHIFT_NAMES.map((mn, k) => d(mn, 'Ev,1', H.H_SHIFT_I, k)));
+ONE_BYTE[0xd2] = group(
+  SHIFT_NAMES.map((mn, k) => d(mn, 'Eb,CL', H.H_SHIFT_CL, k, SZ_B)),
+  'Eb',
+);
+ONE_BYTE[0xd3] = group(SHIFT_NAMES.map((mn, k) => d(mn, 'Ev,CL', H.H_SHIFT_CL, k)));
+ONE_BYTE[0xd7] = d('xlat', '', H.H_XLAT, 0, SZ_B);
+ONE_BYTE[0xe8] = d('call', 'Jz', H.H_CALL_J, 0, SZ_F64);
+ONE_BYTE[0xe9] = d('jmp', 'Jz', H.H_JMP_J, 0, SZ_F64);
+ONE_BYTE[0xeb] = d('jmp', 'Jb', H.H_JMP_J, 0, SZ_F64);
+ONE_BYTE[0xf4] = d('hlt', '', H.H_HLT);
+ONE_BYTE[0xf5] = d('cmc', '', H.H_FLAGOP, 2);
+ONE_BYTE[0xf6] = group(
+  [
+    d('test', 'Eb,Ib', H.H_TEST_EI, 0, SZ_B),
+    d('test', 'Eb,Ib', H.H_TEST_EI, 0, SZ_B),
+    d('not', 'Eb', H.H_NOTNEG, 2, SZ_B),
+    d('neg', 'Eb', H.H_NOTNEG, 3, SZ_B),
+    d('mul', 'Eb', H.H_MULDIV, 4, SZ_B),
+    d('imul', 'Eb', H.H_MULDIV, 5, SZ_B),
+    d('div', 'Eb', H.H_MULDIV, 6, SZ_B),
+    d('idiv', 'Eb', H.H_MULDIV, 7, SZ_B),
+  ],
+  'Eb',
+);
+ONE_BYTE[0xf7] = group([
+  d('test', 'Ev,Iz', H.H_TEST_EI),
+  d('test', 'Ev,Iz', H.H_TEST_EI),
+  d('not', 'Ev', H.H_NOTNEG, 2),
+  d('neg', 'Ev', H.H_NOTNEG, 3),
+  d('mul', 'Ev', H.H_MULDIV, 4),
+  d('imul', 'Ev', H.H_MULDIV, 5),
+  d('div', 'Ev', H.H_MULDIV, 6),
+  d('idiv', 'Ev', H.H_MULDIV, 7),
+]);
+ONE_BYTE[0xf8] = d('clc', '', H.H_FLAGOP, 0);
+ONE_BYTE[0xf9] = d('stc', '', H.H_FLAGOP, 1);
+ONE_BYTE[0xfc] = d('cld', '', H.H_FLAGOP, 3);
+ONE_BYTE[0xfd] = d('std', '', H.H_FLAGOP, 4);
+ONE_BYTE[0xfe] = group(
+  [
+    d('inc', 'Eb', H.H_INCDEC, 0, SZ_B),
+    d('dec', 'Eb', H.H_INCDEC, 1, SZ_B),
+    null,
+    null,
+    null,
+    null,
+    null,
+    null,
+  ],
+  'Eb',
+);
+ONE_BYTE[0xff] = group([
+  d('inc', 'Ev', H.H_INCDEC, 0),
+  d('dec', 'Ev', H.H_INCDEC, 1),
+  d('call', 'Ev', H.H_CALL_E, 0, SZ_F64),
+  null, // far call: later (needs descriptor tables)
+  d('jmp', 'Ev', H.H_JMP_E, 0, SZ_F64),
+  null, // far jmp
+  d('push', 'Ev', H.H_PUSH_E, 0, SZ_D64),
+  null,
+]);
+
+// ---- 0F map
+TWO_BYTE[0x0b] = d('ud2', '', H.H_UD);
+TWO_BYTE[0x0d] = d('nop', 'Ev', H.H_NOP, 0, SZ_V, { form: 'mem' }); // PREFETCH/PREFETCHW
+TWO_BYTE[0x18] = d('nop', 'Ev', H.H_NOP); // PREFETCHh hints
+for (let b = 0x19; b <= 0x1f; b++) TWO_BYTE[b] = d('nop', 'Ev', H.H_NOP); // hint NOPs (incl. ENDBR64)
+TWO_BYTE[0x31] = d('rdtsc', '', H.H_RDTSC);
+TWO_BYTE[0xa2] = d('cpuid', '', H.H_CPUID);
+TWO_BYTE[0xa3] = d('bt', 'Ev,Gv', H.H_BT_EG, 0);
+TWO_BYTE[0xa4] = d('shld', 'Ev,Gv,Ib', H.H_SHXD_I, 0);
+TWO_BYTE[0xa5] = d('shld', 'Ev,Gv,CL', H.H_SHXD_CL, 0);
+TWO_BYTE[0xab] = d('bts', 'Ev,Gv', H.H_BT_EG, 1);
+TWO_BYTE[0xac] = d('shrd', 'Ev,Gv,Ib', H.H_SHXD_I, 1);
+TWO_BYTE[0xad] = d('shrd', 'Ev,Gv,CL', H.H_SHXD_CL, 1);
+TWO_BYTE[0xae] = group([
+  null,
+  null,
+  null,
+  null,
+  null,
+  d('lfence', '', H.H_NOP),
+  d('mfence', '', H.H_NOP),
+  d('sfence', '', H.H_NOP),
+]);
+TWO_BYTE[0xaf] = d('imul', 'Gv,Ev', H.H_IMUL_GE);
+TWO_BYTE[0xb0] = d('cmpxchg', 'Eb,Gb', H.H_CMPXCHG, 0, SZ_B);
+TWO_BYTE[0xb1] = d('cmpxchg', 'Ev,Gv', H.H_CMPXCHG);
+TWO_BYTE[0xb3] = d('btr', 'Ev,Gv', H.H_BT_EG, 2);
+TWO_BYTE[0xb6] = d('movzx', 'Gv,Eb', H.H_MOVZX, 1);
+TWO_BYTE[0xb7] = d('movzx', 'Gv,Ew', H.H_MOVZX, 2);
+TWO_BYTE[0xb8] = d('(bad)', '', H.H_UD, 0, SZ_V, { f3: d('popcnt', 'Gv,Ev', H.H_POPCNT) });
+TWO_BYTE[0xba] = group([
+  null,
+  null,
+  null,
+  null,
+  d('bt', 'Ev,Ib', H.H_BT_EI, 0),
+  d('bts', 'Ev,Ib', H.H_BT_EI, 1),
+  d('btr', 'Ev,Ib', H.H_BT_EI, 2),
+  d('btc', 'Ev,Ib', H.H_BT_EI, 3),
+]);
+TWO_BYTE[0xbb] = d('btc', 'Ev,Gv', H.H_BT_EG, 3);
+TWO_BYTE[0xbc] = d('bsf', 'Gv,Ev', H.H_BSF, 0, SZ_V, { f3: d('tzcnt', 'Gv,Ev', H.H_TZCNT) });
+TWO_BYTE[0xbd] = d('bsr', 'Gv,Ev', H.H_BSR, 0, SZ_V, { f3: d('lzcnt', 'Gv,Ev', H.H_LZCNT) });
+TWO_BYTE[0xbe] = d('movsx', 'Gv,Eb', H.H_MOVSX, 1);
+TWO_BYTE[0xbf] = d('movsx', 'Gv,Ew', H.H_MOVSX, 2);
+TWO_BYTE[0xc0] = d('xadd', 'Eb,Gb', H.H_XADD, 0, SZ_B);
+TWO_BYTE[0xc1] = d('xadd', 'Ev,Gv', H.H_XADD);
+TWO_BYTE[0xc7] = group([
+  null,
+  d('cmpxchg8b', 'M', H.H_CMPXCHG8B, 0, SZ_V, { form: 'mem' }),
+  null,
+  null,
+  null,
+  null,
+  null,
+  null,
+]);
+for (let r = 0; r < 8; r++) TWO_BYTE[0xc8 + r] = d('bswap', 'Zv', H.H_BSWAP);
+
+/** ENDBR64 (F3 0F 1E FA), named for the disassembler; it executes as the hint NOP it is. */
+export const ENDBR64 = d('endbr64', '', H.H_NOP);
+/** RDTSCP (0F 01 F9). */
+export const RDTSCP = d('rdtscp', '', H.H_RDTSCP);
+
+/** Whether a row's operands include a ModRM byte. */
+export function hasModrm(def: OpDef): boolean {
+  if (def.group !== undefined) return true;
+  for (const o of def.ops) {
+    const c = o.charCodeAt(0);
+    if (c === 0x45 /* E */ || c === 0x47 /* G */ || o === 'M') return true;
+  }
+  return false;
+}

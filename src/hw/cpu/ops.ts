@@ -1,0 +1,99 @@
+// Handler numbers: what the interpreter does with a decoded instruction. The opcode table maps
+// each encoding to one of these plus a sub-operation; the interpreter switches on them; a later
+// JIT emits code per handler. Dense small integers, so the interpreter's switch is a jump table.
+
+export const H_UD = 0;
+/** E = E op G; sub = ALU op (0 add, 1 or, 2 adc, 3 sbb, 4 and, 5 sub, 6 xor, 7 cmp). */
+export const H_ALU_EG = 1;
+/** G = G op E. */
+export const H_ALU_GE = 2;
+/** E = E op imm. */
+export const H_ALU_EI = 3;
+export const H_TEST_EG = 4;
+export const H_TEST_EI = 5;
+export const H_MOV_EG = 6;
+export const H_MOV_GE = 7;
+export const H_MOV_EI = 8;
+export const H_LEA = 9;
+/** sub 0 INC, 1 DEC. */
+export const H_INCDEC = 10;
+/** sub 2 NOT, 3 NEG. */
+export const H_NOTNEG = 11;
+/** sub 4 MUL, 5 IMUL, 6 DIV, 7 IDIV (one-operand forms on rAX/rDX). */
+export const H_MULDIV = 12;
+export const H_IMUL_GE = 13;
+export const H_IMUL_GEI = 14;
+/** Shift/rotate by immediate (count in imm); sub 0 ROL 1 ROR 2 RCL 3 RCR 4 SHL 5 SHR 6 SAL 7 SAR. */
+export const H_SHIFT_I = 15;
+export const H_SHIFT_CL = 16;
+/** sub 0 SHLD, 1 SHRD. */
+export const H_SHXD_I = 17;
+export const H_SHXD_CL = 18;
+export const H_PUSH_R = 19;
+export const H_POP_R = 20;
+export const H_PUSH_I = 21;
+export const H_PUSH_E = 22;
+export const H_POP_E = 23;
+export const H_PUSHF = 24;
+export const H_POPF = 25;
+export const H_CALL_J = 26;
+export const H_CALL_E = 27;
+/** imm = bytes to release after popping RIP. */
+export const H_RET = 28;
+export const H_JMP_J = 29;
+export const H_JMP_E = 30;
+/** sub = condition code. */
+export const H_JCC = 31;
+export const H_SETCC = 32;
+export const H_CMOVCC = 33;
+/** sub = source size in bytes. */
+export const H_MOVZX = 34;
+export const H_MOVSX = 35;
+export const H_XCHG_EG = 36;
+export const H_CMPXCHG = 37;
+export const H_XADD = 38;
+/** sub 0 BT, 1 BTS, 2 BTR, 3 BTC. */
+export const H_BT_EG = 39;
+export const H_BT_EI = 40;
+export const H_BSF = 41;
+export const H_BSR = 42;
+export const H_TZCNT = 43;
+export const H_LZCNT = 44;
+export const H_POPCNT = 45;
+export const H_MOVS = 46;
+export const H_CMPS = 47;
+export const H_STOS = 48;
+export const H_LODS = 49;
+export const H_SCAS = 50;
+/** CBW/CWDE/CDQE. */
+export const H_CBW = 51;
+/** CWD/CDQ/CQO. */
+export const H_CWD = 52;
+/** sub 0 CLC, 1 STC, 2 CMC, 3 CLD, 4 STD. */
+export const H_FLAGOP = 53;
+export const H_SAHF = 54;
+export const H_LAHF = 55;
+export const H_NOP = 56;
+export const H_CPUID = 57;
+export const H_RDTSC = 58;
+export const H_RDTSCP = 59;
+export const H_HLT = 60;
+export const H_INT3 = 61;
+export const H_LEAVE = 62;
+export const H_BSWAP = 63;
+export const H_CMPXCHG8B = 64;
+export const H_ENTER = 65;
+export const H_XLAT = 66;
+export const H_MOVBE_GE = 67;
+export const H_MOVBE_EG = 68;
+export const HANDLER_COUNT = 69;
+
+/** ALU operation numbers (the reg field of group 1 and bits 5:3 of opcodes 00..3F). */
+export const ALU_ADD = 0;
+export const ALU_OR = 1;
+export const ALU_ADC = 2;
+export const ALU_SBB = 3;
+export const ALU_AND = 4;
+export const ALU_SUB = 5;
+export const ALU_XOR = 6;
+export const ALU_CMP = 7;

@@ -1,0 +1,208 @@
+/*
+ * Differential-test harness: runs one x86-64 instruction natively on the host CPU from a given
+ * register and flag state and prints the resulting state, so the simulator's interpreter can be
+ * compared with real silicon. Built by test/difftest/build.ts with the system gcc at test time.
+ *
+ * Address space (fixed, identical in the simulator):
+ *   CODE  0x10000000  one RWX page: landing stubs, the instruction at CODE+0x100, a control area
+ *   DATA  0x10010000  0x2000 bytes of test data (filled from a per-test seed), stack inside it
+ * Protocol, one test per stdin line (hex, space separated):
+ *   T <code bytes> <seed> <rflags> <rax> ... <r15> <n> [<data offset> <qword>]*n
+ * answered by one stdout line:
+ *   R <landing id or -1> <signal or 0> <rip> <rflags> <rax> ... <r15> <n> [<data offset> <qword>]*n
+ * listing the data qwords that differ from the initial contents.
+ *
+ * Normal completion needs no signal: every landing point in the code page stores its id and
+ * jumps to `hx_save`, which stores all registers and RFLAGS. Faults arrive as signals, handled on
+ * an alternate stack, and leave through siglongjmp.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+
+#define CODE 0x10000000UL
+#define DATA 0x10010000UL
+#define DATA_SIZE 0x2000
+#define INSN_OFF 0x100
+#define LAND_ID_OFF 0xf00   /* byte: id of the landing point reached */
+#define SAVE_PTR_OFF 0xf08  /* qword: address of hx_save */
+
+/* Landing points for taken branches (offsets in the code page); the fall-through one follows
+ * the instruction and has id 0. Keep in sync with difftest/layout.ts. */
+static const uint32_t LANDINGS[] = {0, 0x000, 0x040, 0x0c0, 0x140, 0x400, 0x800, 0xc00};
+#define NLAND (sizeof LANDINGS / sizeof LANDINGS[0])
+
+uint64_t hx_in[16], hx_in_flags, hx_out[16], hx_out_flags, hx_host_rsp, hx_target;
+uint64_t hx_priv_stack[64];
+
+void hx_run(void);
+__asm__(
+    ".text\n"
+    ".globl hx_run\n"
+    "hx_run:\n"
+    "  push %rbx\n push %rbp\n push %r12\n push %r13\n push %r14\n push %r15\n"
+    "  mov %rsp, hx_host_rsp(%rip)\n"
+    "  pushq hx_in_flags(%rip)\n"
+    "  popfq\n"
+    "  mov hx_in+0(%rip), %rax\n mov hx_in+8(%rip), %rcx\n mov hx_in+16(%rip), %rdx\n"
+    "  mov hx_in+24(%rip), %rbx\n mov hx_in+40(%rip), %rbp\n mov hx_in+48(%rip), %rsi\n"
+    "  mov hx_in+56(%rip), %rdi\n mov hx_in+64(%rip), %r8\n mov hx_in+72(%rip), %r9\n"
+    "  mov hx_in+80(%rip), %r10\n mov hx_in+88(%rip), %r11\n mov hx_in+96(%rip), %r12\n"
+    "  mov hx_in+104(%rip), %r13\n mov hx_in+112(%rip), %r14\n mov hx_in+120(%rip), %r15\n"
+    "  mov hx_in+32(%rip), %rsp\n"
+    "  jmp *hx_target(%rip)\n"
+    ".globl hx_save\n"
+    "hx_save:\n"
+    "  mov %rax, hx_out+0(%rip)\n mov %rcx, hx_out+8(%rip)\n mov %rdx, hx_out+16(%rip)\n"
+    "  mov %rbx, hx_out+24(%rip)\n mov %rsp, hx_out+32(%rip)\n mov %rbp, hx_out+40(%rip)\n"
+    "  mov %rsi, hx_out+48(%rip)\n mov %rdi, hx_out+56(%rip)\n mov %r8, hx_out+64(%rip)\n"
+    "  mov %r9, hx_out+72(%rip)\n mov %r10, hx_out+80(%rip)\n mov %r11, hx_out+88(%rip)\n"
+    "  mov %r12, hx_out+96(%rip)\n mov %r13, hx_out+104(%rip)\n mov %r14, hx_out+112(%rip)\n"
+    "  mov %r15, hx_out+120(%rip)\n"
+    "  lea hx_priv_stack+256(%rip), %rsp\n"
+    "  pushfq\n"
+    "  popq hx_out_flags(%rip)\n"
+    "  mov hx_host_rsp(%rip), %rsp\n"
+    "  cld\n"
+    "  pop %r15\n pop %r14\n pop %r13\n pop %r12\n pop %rbp\n pop %rbx\n"
+    "  ret\n");
+void hx_save(void);
+
+static sigjmp_buf fault_env;
+static volatile int fault_sig;
+static uint64_t fault_regs[16], fault_rip, fault_flags;
+
+static void on_fault(int sig, siginfo_t *si, void *ctx) {
+  (void)si;
+  ucontext_t *uc = ctx;
+  greg_t *g = uc->uc_mcontext.gregs;
+  static const int map[16] = {REG_RAX, REG_RCX, REG_RDX, REG_RBX, REG_RSP, REG_RBP, REG_RSI, REG_RDI,
+                              REG_R8,  REG_R9,  REG_R10, REG_R11, REG_R12, REG_R13, REG_R14, REG_R15};
+  for (int i = 0; i < 16; i++) fault_regs[i] = (uint64_t)g[map[i]];
+  fault_rip = (uint64_t)g[REG_RIP];
+  fault_flags = (uint64_t)g[REG_EFL];
+  fault_sig = sig;
+  siglongjmp(fault_env, 1);
+}
+
+/* The data pattern: xorshift32 from the seed, one word per 4 bytes (same in pattern.ts). */
+static void fill(uint8_t *p, uint32_t seed) {
+  uint32_t x = seed ? seed : 0x9e3779b9u;
+  for (int i = 0; i < DATA_SIZE; i += 4) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    memcpy(p + i, &x, 4);
+  }
+}
+
+static void stub(uint8_t *code, uint32_t off, uint8_t id) {
+  uint8_t *p = code + off;
+  /* mov byte [rip+LAND_ID], id */
+  int32_t rel = (int32_t)(LAND_ID_OFF - (off + 7));
+  p[0] = 0xc6; p[1] = 0x05; memcpy(p + 2, &rel, 4); p[6] = id;
+  /* jmp [rip+SAVE_PTR] */
+  rel = (int32_t)(SAVE_PTR_OFF - (off + 13));
+  p[7] = 0xff; p[8] = 0x25; memcpy(p + 9, &rel, 4);
+}
+
+static int hexval(int c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+int main(void) {
+  uint8_t *code = mmap((void *)CODE, 0x1000, PROT_READ | PROT_WRITE | PROT_EXEC,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  uint8_t *data = mmap((void *)DATA, DATA_SIZE, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (code != (uint8_t *)CODE || data != (uint8_t *)DATA) {
+    fprintf(stderr, "harness: cannot map the fixed test pages\n");
+    return 2;
+  }
+  static uint8_t altstack[65536];
+  stack_t ss = {.ss_sp = altstack, .ss_size = sizeof altstack, .ss_flags = 0};
+  sigaltstack(&ss, NULL);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_fault;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+  sigaction(SIGSEGV, &sa, NULL);
+  sigaction(SIGBUS, &sa, NULL);
+  sigaction(SIGILL, &sa, NULL);
+  sigaction(SIGFPE, &sa, NULL);
+  sigaction(SIGTRAP, &sa, NULL);
+
+  static uint8_t initial[DATA_SIZE];
+  static char line[1 << 16];
+  setvbuf(stdout, NULL, _IOFBF, 1 << 20);
+  while (fgets(line, sizeof line, stdin)) {
+    if (line[0] != 'T') continue;
+    char *s = line + 2;
+    /* code bytes */
+    uint8_t insn[32];
+    int n = 0;
+    while (*s && *s != ' ' && n < 32) {
+      insn[n++] = (uint8_t)(hexval(s[0]) << 4 | hexval(s[1]));
+      s += 2;
+    }
+    uint32_t seed = (uint32_t)strtoul(s, &s, 16);
+    hx_in_flags = strtoull(s, &s, 16);
+    for (int i = 0; i < 16; i++) hx_in[i] = strtoull(s, &s, 16);
+    int nov = (int)strtol(s, &s, 16);
+
+    memset(code, 0xcc, 0x1000);
+    for (unsigned k = 1; k < NLAND; k++) stub(code, LANDINGS[k], (uint8_t)k);
+    memcpy(code + INSN_OFF, insn, (size_t)n);
+    stub(code, INSN_OFF + (uint32_t)n, 0);
+    code[LAND_ID_OFF] = 0xff;
+    uint64_t save = (uint64_t)(uintptr_t)hx_save;
+    memcpy(code + SAVE_PTR_OFF, &save, 8);
+    hx_target = CODE + INSN_OFF;
+
+    fill(data, seed);
+    for (int k = 0; k < nov; k++) {
+      uint64_t off = strtoull(s, &s, 16);
+      uint64_t val = strtoull(s, &s, 16);
+      if (off + 8 <= DATA_SIZE) memcpy(data + off, &val, 8);
+    }
+    memcpy(initial, data, DATA_SIZE);
+
+    fault_sig = 0;
+    volatile int land = -1;
+    uint64_t rip, flags, *regs;
+    if (sigsetjmp(fault_env, 1) == 0) {
+      hx_run();
+      land = code[LAND_ID_OFF] == 0xff ? -1 : code[LAND_ID_OFF];
+      rip = land < 0 ? 0 : CODE + (land == 0 ? INSN_OFF + (uint64_t)n : LANDINGS[land]);
+      flags = hx_out_flags;
+      regs = hx_out;
+    } else {
+      rip = fault_rip;
+      flags = fault_flags;
+      regs = fault_regs;
+    }
+    printf("R %x %x %lx %lx", land & 0xff, fault_sig, rip, flags);
+    for (int i = 0; i < 16; i++) printf(" %lx", regs[i]);
+    int changes = 0;
+    for (int off = 0; off < DATA_SIZE; off += 8) changes += memcmp(data + off, initial + off, 8) != 0;
+    printf(" %x", changes);
+    for (int off = 0; off < DATA_SIZE; off += 8) {
+      if (memcmp(data + off, initial + off, 8) != 0) {
+        uint64_t v;
+        memcpy(&v, data + off, 8);
+        printf(" %x %lx", off, v);
+      }
+    }
+    putchar('\n');
+  }
+  fflush(stdout);
+  return 0;
+}
