@@ -36,6 +36,7 @@ export interface CvmOptions {
   readonly seed?: string;
   readonly onHostLog: (line: string) => void;
   readonly onSerialLine: (line: string) => void;
+  readonly onGuestLog?: (line: string) => void;
 }
 
 export interface Cvm {
@@ -71,7 +72,7 @@ export function createCvm(program: GuestProgram, o: CvmOptions): Cvm {
     memoryBytes,
     vcpuCount: o.vcpus,
   });
-  const guest = new ScriptedEngine(machine, () => program);
+  const guest = new ScriptedEngine(machine, () => program, o.onGuestLog);
   machine.engines[0] = new SvsmEngine(machine);
   machine.engines[2] = guest;
   let line: number[] = [];

@@ -25,8 +25,16 @@ interface AttestOptions {
   outDir: string;
   nonce?: string;
   memory: string;
+  vcpus: string;
   machineDir: string;
   seed?: string;
+}
+
+function parseVcpus(text: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 1 || n > 64)
+    throw new UserError(`--vcpus must be an integer 1..64, got "${text}"`);
+  return n;
 }
 
 export function attest(o: AttestOptions, io: CliIo, setExitCode: (code: number) => void): void {
@@ -53,16 +61,16 @@ export function attest(o: AttestOptions, io: CliIo, setExitCode: (code: number) 
     {
       identity,
       memory: o.memory,
-      vcpus: 1,
+      vcpus: parseVcpus(o.vcpus),
       svsmBase: DEFAULT_SVSM_BASE,
       ...(o.seed === undefined ? {} : { seed: o.seed }),
       onHostLog: () => undefined,
       onSerialLine: (l) => io.out(l),
+      onGuestLog: (l) => io.out(l),
     },
   );
   const measurement = cvm.vm.launch(cvm.plan);
   cvm.vm.run();
-  for (const l of cvm.guest.logLines) io.out(l);
   const t = cvm.vm.termination;
   const got = result as Attestation | null;
   if (t !== null || got === null) {
@@ -111,7 +119,8 @@ export function addAttestCommand(
       '--nonce <hex>',
       'the 64-byte nonce (128 hex digits) the report binds: REPORT_DATA = SHA-512(nonce || manifest); random if absent',
     )
-    .option('--memory <size>', 'guest memory', '512M')
+    .option('--memory <size>', 'guest memory (as for run and build-image)', '512M')
+    .option('--vcpus <n>', 'number of vCPUs (as for run and build-image)', '2')
     .option('--machine-dir <dir>', 'where the machine identity lives', DEFAULT_MACHINE_DIR)
     .option('--seed <text>', 'make the run reproducible')
     .action((opts: AttestOptions) => attest(opts, io, setExitCode));

@@ -29,6 +29,12 @@ describe('svsm run', () => {
     expect(r.out).toContain('guest: QUERY_PROTOCOL core: versions 1-1');
     expect(r.out).toContain('guest: PVALIDATE 4 x 2 MiB at 0x200000: success (4 done)');
     expect(r.out).toContain('guest: validated memory reads as zero');
+    expect(r.out).toContain('guest: CREATE_VCPU for vCPU 1 (VMSA 0x11000, CAA 0x12000): success');
+    expect(r.out).toContain('guest vCPU 1: running at VMPL2');
+    expect(r.out).toMatch(
+      /guest: ATTEST_SERVICES: report version 3, VMPL 0, measurement [0-9a-f]{32}/,
+    );
+    expect(r.out).toMatch(/host: VM stopped/);
   });
 
   it('gives the same measurement with the same seed, and the measurement does not depend on it', async () => {

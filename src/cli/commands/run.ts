@@ -59,7 +59,7 @@ export function runCvm(o: RunOptions, io: CliIo, setExitCode: (code: number) => 
   const started = process.hrtime.bigint();
   let cvm;
   try {
-    cvm = createCvm(demoGuest({ validateBytes: 8 * 1024 * 1024 }), {
+    cvm = createCvm(demoGuest({ validateBytes: 8 * 1024 * 1024, vcpus }), {
       identity,
       memory: o.memory,
       vcpus,
@@ -68,13 +68,13 @@ export function runCvm(o: RunOptions, io: CliIo, setExitCode: (code: number) => 
       ...(o.seed === undefined ? {} : { seed: o.seed }),
       onHostLog: (l) => io.out(`host: ${l}`),
       onSerialLine: (l) => io.out(l),
+      onGuestLog: (l) => io.out(l),
     });
     cvm.vm.launch(cvm.plan);
   } catch (e) {
     asUserError(e);
   }
   const state = cvm.vm.run();
-  for (const line of cvm.guest.logLines) io.out(line);
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
   const t = cvm.vm.termination;
   if (t !== null) {
@@ -93,7 +93,11 @@ export function addRunCommands(
   const common = (c: Command): Command =>
     c
       .option('--memory <size>', 'guest memory, e.g. 512M or 1G (16M..3G, multiple of 2M)', '512M')
-      .option('--vcpus <n>', 'number of vCPUs', '1')
+      .option(
+        '--vcpus <n>',
+        'number of vCPUs (the demo guest brings up the second with CREATE_VCPU)',
+        '2',
+      )
       .option(
         '--svsm-base <gpa>',
         'guest physical address of the SVSM region (2 MiB aligned)',

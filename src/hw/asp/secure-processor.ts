@@ -370,9 +370,13 @@ export class SecureProcessor {
     return rsp;
   }
 
+  private vcekCert: Uint8Array | null = null;
+
   /** This chip's VCEK certificate (DER) for its current TCB, as the KDS serves it. */
   vcekCertificate(): Uint8Array {
-    return vcekCertificate(this.identity);
+    // Deriving and signing it takes ~20 ms; the identity and TCB do not change while we run.
+    this.vcekCert ??= vcekCertificate(this.identity);
+    return this.vcekCert;
   }
 }
 

@@ -107,12 +107,19 @@ export class ScriptedEngine implements Engine {
     private readonly machine: Machine,
     /** The program each vCPU runs, by vCPU index. */
     private readonly programFor: (vcpuIndex: number) => GuestProgram,
+    /** Also told each log line as it is written. */
+    private readonly onLog: (line: string) => void = () => undefined,
   ) {}
+
+  private log(line: string): void {
+    this.logLines.push(line);
+    this.onLog(line);
+  }
 
   run(vcpu: Vcpu, exits: ExitPort): void {
     let it = this.running.get(vcpu);
     if (it === undefined) {
-      const cpu = new ScriptedCpu(this.machine, vcpu, (l) => this.logLines.push(l));
+      const cpu = new ScriptedCpu(this.machine, vcpu, (l) => this.log(l));
       it = this.programFor(cpu.vcpuIndex)(cpu);
       this.running.set(vcpu, it);
     }
@@ -125,7 +132,7 @@ export class ScriptedEngine implements Engine {
         // An exception the guest program did not handle (a CPU fault or its own error): the guest
         // crashed, which on a CPU is a triple fault, i.e. shutdown.
         const what = e instanceof Error ? e.message : String(e);
-        this.logLines.push(`guest vCPU ${vcpu.apicId}: unhandled ${what}`);
+        this.log(`guest vCPU ${vcpu.apicId}: unhandled ${what}`);
         exits.exit(vcpu, { exitCode: SVM_EXIT_SHUTDOWN, exitInfo1: 0n, exitInfo2: 0n });
         return;
       }
