@@ -681,7 +681,9 @@ describe('property: random core calls keep SVSM and VMSA pages closed and new pa
         };
         checkInvariants(env, m, []);
         for (const cmd of commands) {
-          if (!m.bspAlive) break;
+          // The guest can cut itself off: a calling area it cannot write (CREATE_VCPU does not
+          // check that the new one is validated) ends its sequence.
+          if (!m.bspAlive || !guestCan(env.cvm, m.bspCaa, ACCESS.WRITE)) break;
           // Stale data in every page a PVALIDATE might newly validate (a host remap would leave
           // such data), so that a missing zeroing shows.
           const fresh: number[] = [];
