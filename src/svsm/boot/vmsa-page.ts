@@ -14,7 +14,7 @@ export const RMPADJUST_VMSA = 0x1_0000;
 export const RMPADJUST_PERMS_SHIFT = 8;
 
 /**
- * A page for a VMSA (the caller writes all of it). A VMSA on a 2 MiB-aligned page can be corrupted (AMD erratum
+X
  * 1467, which Linux and COCONUT both avoid), so such a page is skipped and freed again.
  */
 export function allocVmsaPage(pages: BuddyAllocator): number {
