@@ -14,8 +14,9 @@ export const RMPADJUST_VMSA = 0x1_0000;
 export const RMPADJUST_PERMS_SHIFT = 8;
 
 /**
-X
- * 1467, which Linux and COCONUT both avoid), so such a page is skipped and freed again.
+ * A page for a VMSA (the caller writes all of it). The CPU may signal a wrong RMP violation when a
+ * large page overlaps the RMP entry of a VMSA page (the SNP erratum Linux's snp_alloc_vmsa_page
+ * and COCONUT work around), so a 2 MiB-aligned page is skipped and freed again.
  */
 export function allocVmsaPage(pages: BuddyAllocator): number {
   const skipped: number[] = [];
