@@ -19,7 +19,8 @@ import {
   type LaunchPlan,
   readIgvm,
 } from '../igvm/index.js';
-import { svsmBundle } from './svsm-bundle.js';
+import { backtraceSymbolizer } from './backtrace.js';
+import { svsmBundle, svsmBundleWithMap } from './svsm-bundle.js';
 
 export const GUEST_SECRETS_GPA = 0x9000;
 export const GUEST_CAA_GPA = 0xa000;
@@ -75,13 +76,15 @@ export function createCvm(program: GuestProgram, o: CvmOptions): Cvm {
   const guest = new ScriptedEngine(machine, () => program, o.onGuestLog);
   machine.engines[0] = new SvsmEngine(machine);
   machine.engines[2] = guest;
+  // The SVSM's console, with panic backtraces mapped back to its TypeScript sources.
+  const symbolize = backtraceSymbolizer(svsmBundleWithMap().map);
   let line: number[] = [];
   const vm = new Vm(machine, {
     log: o.onHostLog,
     serial: (bytes) => {
       for (const b of bytes) {
         if (b === 0x0a) {
-          o.onSerialLine(Buffer.from(line).toString('utf8'));
+          o.onSerialLine(symbolize(Buffer.from(line).toString('utf8')));
           line = [];
         } else line.push(b);
       }

@@ -1,17 +1,26 @@
 // Bundles the SVSM (src/svsm/main.ts) into the one JavaScript module the image builder places in
-// measured memory: an IIFE that defines `svsm` with its entry point. `npm install` builds it into
-// dist/svsm.js; running from source bundles on the fly.
+// measured memory: an IIFE that defines `svsm` with its entry point. Its source map stays outside
+// the image, with the tools, which use it to symbolize the SVSM's panic backtraces.
 
 import { buildSync } from 'esbuild';
-import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
-/** The SVSM bundle built now from the sources (about 50 ms). */
-export function bundleSvsmFromSource(): string {
+export interface SvsmBundle {
+  readonly code: string;
+  /** The source map (JSON) of `code`, with sources relative to the repository. */
+  readonly map: string;
+}
+
+let cached: SvsmBundle | null = null;
+
+/** The SVSM bundle, built from the sources once per process (about 50 ms). */
+export function svsmBundleWithMap(): SvsmBundle {
+  if (cached !== null) return cached;
   const r = buildSync({
     entryPoints: [root + 'src/svsm/main.ts'],
+    outfile: root + 'svsm.js',
     bundle: true,
     format: 'iife',
     globalName: 'svsm',
@@ -20,19 +29,21 @@ export function bundleSvsmFromSource(): string {
     write: false,
     legalComments: 'none',
     logLevel: 'silent',
+    sourcemap: 'external',
+    sourceRoot: '',
     // Names stay readable in backtraces.
     keepNames: true,
     mainFields: ['module', 'main'],
   });
-  const out = r.outputFiles[0];
-  if (out === undefined) throw new Error('esbuild produced no SVSM bundle');
-  return out.text;
+  const code = r.outputFiles.find((f) => f.path.endsWith('.js'));
+  const map = r.outputFiles.find((f) => f.path.endsWith('.map'));
+  if (code === undefined || map === undefined) throw new Error('esbuild produced no SVSM bundle');
+  // esbuild appends a sourceMappingURL comment that points nowhere inside guest memory.
+  cached = { code: code.text.replace(/\/\/# sourceMappingURL=.*\n?$/, ''), map: map.text };
+  return cached;
 }
 
-/** The SVSM bundle: dist/svsm.js when `npm install` built it, else built from source. */
+/** The SVSM bundle's code. */
 export function svsmBundle(): string {
-  const built = root + 'dist/svsm.js';
-  if (existsSync(built) && !existsSync(root + 'src/svsm/main.ts'))
-    return readFileSync(built, 'utf8');
-  return bundleSvsmFromSource();
+  return svsmBundleWithMap().code;
 }
