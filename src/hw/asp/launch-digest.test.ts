@@ -106,4 +106,21 @@ describe('launch digest', () => {
     }
     expect(Buffer.from(ld.digest).equals(expected)).toBe(true);
   });
+
+  it('chains a large run of NORMAL pages hashed in parallel to the page-by-page digest', () => {
+    const pages = 2048;
+    const image = new Uint8Array(pages * 4096);
+    for (let i = 0; i < image.length; i += 509) image[i] = (i * 7) & 0xff;
+    const a = new LaunchDigest();
+    a.updateNormalPages(0x40_0000, image);
+    const b = new LaunchDigest();
+    for (let i = 0; i < pages; i++) {
+      b.update({
+        type: PAGE_TYPE.NORMAL,
+        gpa: 0x40_0000 + i * 4096,
+        contents: sha384(image.subarray(i * 4096, (i + 1) * 4096)),
+      });
+    }
+    expect(Buffer.from(a.digest).equals(Buffer.from(b.digest))).toBe(true);
+  });
 });

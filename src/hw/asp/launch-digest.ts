@@ -3,6 +3,7 @@
 // its type, IMI flag, VMPL1-3 permissions and GPA (reference/sev-snp-abi.md 1.1).
 
 import { hash } from 'node:crypto';
+import { hashPages } from './page-hasher.js';
 import {
   PAGE_INFO,
   PAGE_INFO_LENGTH,
@@ -57,6 +58,21 @@ export class LaunchDigest {
       .set('vmpl3Perms', perms[2])
       .set('gpa', BigInt(p.type === PAGE_TYPE.VMSA ? PAGE_INFO_VMSA_GPA : p.gpa));
     this.ld = sha384(this.info.bytes);
+  }
+
+  /**
+   * Chains consecutive NORMAL pages starting at `gpa` (`bytes` a multiple of 4 KiB), hashing their
+   * contents in parallel where that pays off; the digest is the same as page by page.
+   */
+  updateNormalPages(gpa: number, bytes: Uint8Array): void {
+    const contents = hashPages(bytes);
+    for (let i = 0; i < bytes.length / 0x1000; i++) {
+      this.update({
+        type: PAGE_TYPE.NORMAL,
+        gpa: gpa + i * 0x1000,
+        contents: contents.subarray(i * DIGEST_SIZE, (i + 1) * DIGEST_SIZE),
+      });
+    }
   }
 
   /** The current digest (a copy). */
