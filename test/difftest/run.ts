@@ -122,6 +122,7 @@ export class Simulated {
   private readonly cpu = new Cpu(this.mem, new HarnessMap());
   private readonly interp = new Interpreter(this.cpu);
   private readonly initial = new Uint8Array(DATA_SIZE);
+  private readonly initial32 = new Int32Array(this.initial.buffer);
 
   constructor() {
     this.cpu.cpl = 3;
@@ -156,10 +157,12 @@ export class Simulated {
       rip = land < 0 ? 0n : rip;
     }
     const changes = new Map<number, bigint>();
-    for (let off = 0; off < DATA_SIZE; off += 8) {
-      const a = view.getBigUint64(off, true);
-      const b = new DataView(this.initial.buffer).getBigUint64(off, true);
-      if (a !== b) changes.set(off, a);
+    const now = new Int32Array(data.buffer, data.byteOffset, DATA_SIZE / 4);
+    const before = this.initial32;
+    for (let w = 0; w < DATA_SIZE / 4; w += 2) {
+      if (now[w] !== before[w] || now[w + 1] !== before[w + 1]) {
+        changes.set(w * 4, view.getBigUint64(w * 4, true));
+      }
     }
     const regs: bigint[] = [];
     for (let k = 0; k < 16; k++) regs.push(cpu.getReg64(k));
