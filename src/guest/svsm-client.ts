@@ -176,6 +176,41 @@ export class SvsmClient {
     return yield* this.attestServices(args, SvsmAttestCall.ATTEST_SINGLE_SERVICE);
   }
 
+  /**
+   * DEPOSIT_MEM: gives the SVSM the 4 KiB pages at `gpas` (validated by the guest beforehand), with
+   * the list in the calling area's buffer in the PVALIDATE list's format ([uncertain] reading of
+   * the SVSM specification, see src/svsm/protocols/core.ts). Returns RAX and the list's `next`.
+   */
+  *depositMem(gpas: readonly number[]): Generator<void, { rax: bigint; done: number }, void> {
+    return yield* this.memoryList(SvsmCoreCall.DEPOSIT_MEM, gpas);
+  }
+
+  /** WITHDRAW_MEM: takes back deposited pages (zeroed, validated, the guest's again). */
+  *withdrawMem(gpas: readonly number[]): Generator<void, { rax: bigint; done: number }, void> {
+    return yield* this.memoryList(SvsmCoreCall.WITHDRAW_MEM, gpas);
+  }
+
+  private *memoryList(
+    callId: number,
+    gpas: readonly number[],
+  ): Generator<void, { rax: bigint; done: number }, void> {
+    const listGpa = this.caa + SVSM_CAA_BUFFER_OFFSET;
+    if (gpas.length > maxPvalidateEntries(SVSM_CAA_BUFFER_OFFSET)) {
+      throw new RangeError(
+        `at most ${maxPvalidateEntries(SVSM_CAA_BUFFER_OFFSET)} entries fit the calling area`,
+      );
+    }
+    const list = new Uint8Array(PVALIDATE_HEADER_SIZE + gpas.length * 8);
+    PVALIDATE_HEADER.on(list).set('numEntries', gpas.length).set('curIndex', 0);
+    const view = new DataView(list.buffer);
+    // Page size 0 (4 KiB) and no flags: the entry is the page's address.
+    gpas.forEach((gpa, i) => view.setBigUint64(PVALIDATE_HEADER_SIZE + i * 8, BigInt(gpa), true));
+    this.cpu.write(listGpa, list);
+    const r = yield* this.call(SvsmProtocol.CORE, callId, BigInt(listGpa));
+    const done = PVALIDATE_HEADER.get(this.cpu.read(listGpa, PVALIDATE_HEADER_SIZE), 'curIndex');
+    return { rax: r.rax, done };
+  }
+
   /** REMAP_CA: this vCPU's calling area moves to `gpa`; on success, call on a new client there. */
   *remapCa(gpa: number): Generator<void, bigint, void> {
     const r = yield* this.call(SvsmProtocol.CORE, SvsmCoreCall.REMAP_CA, BigInt(gpa));

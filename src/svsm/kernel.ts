@@ -6,6 +6,7 @@ import type { Vmpl0 } from '../arch/index.js';
 import type { AddressSpace } from './mm/address-space.js';
 import type { GuestRequestClient } from './greq/index.js';
 import type { BuddyAllocator } from './mm/buddy-allocator.js';
+import type { DepositedMemory } from './mm/deposited-memory.js';
 import type { GuestMemory } from './mm/guest-memory.js';
 import type { GhcbClient } from './sev/ghcb-client.js';
 
@@ -54,6 +55,8 @@ export interface Kernel {
   readonly space: AddressSpace;
   readonly pages: BuddyAllocator;
   readonly guest: GuestMemory;
+  /** Guest pages deposited with DEPOSIT_MEM (protocols/core.ts), the SVSM's second page pool. */
+  readonly deposited: DepositedMemory;
   readonly cpus: PerCpu[];
   /** Every page that is a guest VMSA (RMP VMSA bit set for the guest's VMPL), by GPA. */
   readonly vmsas: Map<number, RegisteredVmsa>;

@@ -6,7 +6,7 @@ import { loadTestIdentity } from '../../src/hw/asp/test-identity.fixture.js';
 import { ScriptedEngine } from '../../src/hw/engines/scripted-engine.js';
 import { SvsmEngine } from '../../src/hw/engines/svsm-engine.js';
 import { Machine } from '../../src/hw/machine.js';
-import { defaultSnpCpuidEntries } from '../../src/hw/platform-cpuid.js';
+import { CpuModel } from '../../src/host/cpu-model.js';
 import { seededRandom } from '../../src/hw/random.js';
 import { igvmToLaunchPlan, launchPlanToIgvm, readIgvm, writeIgvm } from '../../src/igvm/index.js';
 import { buildSvsmImage, bspVmsaGpa } from '../../src/igvm/svsm-image.js';
@@ -29,6 +29,8 @@ export interface TestCvm {
 
 export interface TestCvmOptions {
   readonly svsmBase?: number;
+  /** Bytes of the SVSM region (2 MiB multiple; default DEFAULT_SVSM_SIZE, 16 MiB). */
+  readonly svsmSize?: number;
   readonly memoryBytes?: number;
   readonly vcpus?: number;
   readonly seed?: string;
@@ -68,9 +70,12 @@ export function createTestCvm(program: GuestProgram, o: TestCvmOptions = {}): Te
   });
   const plan = buildSvsmImage({
     code: bundle,
-    cpuidPage: buildCpuidPage(defaultSnpCpuidEntries('Milan', vcpus)),
+    cpuidPage: buildCpuidPage(
+      new CpuModel({ product: 'Milan', vcpuCount: vcpus }).snpCpuidEntries(),
+    ),
     memorySize: memoryBytes,
     svsmBase: o.svsmBase ?? 0x200_0000,
+    ...(o.svsmSize === undefined ? {} : { svsmSize: o.svsmSize }),
     vcpuCount: vcpus,
     guestCaaGpa: GUEST_CAA_GPA,
     guestSecretsGpa: GUEST_SECRETS_GPA,

@@ -30,6 +30,7 @@ import { type BootInfo, type Kernel, type PerCpu, setKernel } from '../kernel.js
 import { logLine } from '../log.js';
 import { AddressSpace, buildAddressSpace } from '../mm/address-space.js';
 import { BuddyAllocator } from '../mm/buddy-allocator.js';
+import { DepositedMemory } from '../mm/deposited-memory.js';
 import { GuestMemory } from '../mm/guest-memory.js';
 import { PageMetadata } from '../mm/page-metadata.js';
 import { GhcbClient, msrProtocol } from '../sev/ghcb-client.js';
@@ -148,6 +149,7 @@ export function bootBsp(cpu: Vmpl0): Kernel {
     space,
     pages,
     guest,
+    deposited: new DepositedMemory(),
     cpus,
     vmsas: new Map(),
     sevFeatures: cpu.rdmsr(MSR.SEV_STATUS) >> 2n,

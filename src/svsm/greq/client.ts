@@ -23,7 +23,6 @@ import {
   decodeGuestRequestResult,
   type Vmpl0,
 } from '../../arch/index.js';
-import { SvsmPanic } from '../errors.js';
 import type { AddressSpace } from '../mm/address-space.js';
 import type { BuddyAllocator } from '../mm/buddy-allocator.js';
 import type { GhcbClient } from '../sev/ghcb-client.js';
@@ -73,6 +72,9 @@ export type GuestRequestOutcome =
        * than GREQ_MAX_CERT_PAGES; the payload is the answer without certificates. */
       readonly certPagesNeeded?: number;
       readonly payload?: Uint8Array;
+      /** The SVSM had no memory for the shared pages; the key is intact (not a panic: the guest
+       * gets a result code and may deposit memory or retry). */
+      readonly outOfMemory?: boolean;
       readonly reason: string;
     };
 
@@ -119,10 +121,12 @@ export class GuestRequestClient {
     const seqno = this.keys.vmpck0Seqno + 1n;
     if (seqno + 1n > MAX_SEQNO)
       return { ok: false, reason: 'the VMPCK0 sequence numbers are used up' };
+    const shared = this.sharedPages(cpu, ghcb);
+    if (shared === null)
+      return { ok: false, outOfMemory: true, reason: 'no memory for the shared pages' };
     this.stats.requests++;
     const id: MessageIdentity = { type, version, vmpck: 0, seqno };
     const page = sealMessage(this.keys.vmpck0, id, payload);
-    const shared = this.sharedPages(cpu, ghcb);
     const reqVa = mapSharedPages(cpu, this.space, GREQ_REQUEST_SLOT, shared.request);
     const rspVa = mapSharedPages(cpu, this.space, GREQ_RESPONSE_SLOT, shared.response);
     try {
@@ -132,11 +136,17 @@ export class GuestRequestClient {
         ? this.sendExtended(cpu, ghcb, shared)
         : this.sendPlain(ghcb, shared);
       if (sent.kind === 'failed') return this.fail(cpu, sent.reason);
+      // Nothing went to the host: the sequence number and the key are untouched.
+      if (sent.kind === 'outOfMemory')
+        return { ok: false, outOfMemory: true, reason: 'no memory for certificate pages' };
       // One private copy; the host may change the shared page at any time.
       const response = cpu.read(rspVa, GUEST_MSG_PAGE_SIZE);
       const opened = openResponse(this.keys.vmpck0, id, response);
       if (!opened.ok) return this.fail(cpu, opened.reason);
       this.keys.vmpck0Seqno = seqno + 1n;
+      if (sent.kind === 'answeredWithoutMemory') {
+        return { ok: false, outOfMemory: true, reason: 'no memory for more certificate pages' };
+      }
       if (sent.kind === 'tooManyCertPages') {
         return {
           ok: false,
@@ -155,12 +165,16 @@ export class GuestRequestClient {
   private sharedPages(
     cpu: Vmpl0,
     ghcb: GhcbClient,
-  ): { request: SharedPages; response: SharedPages } {
+  ): { request: SharedPages; response: SharedPages } | null {
     if (this.pagesShared === null) {
+      // Out of memory is the guest's result code, not a panic; a half-made pair is undone.
       const request = allocSharedPages(cpu, ghcb, this.space, this.allocator, 1);
+      if (request === null) return null;
       const response = allocSharedPages(cpu, ghcb, this.space, this.allocator, 1);
-      if (request === null || response === null)
-        throw new SvsmPanic('no memory for guest requests');
+      if (response === null) {
+        releaseSharedPages(cpu, ghcb, this.space, this.allocator, request);
+        return null;
+      }
       this.pagesShared = { request, response };
     }
     return this.pagesShared;
@@ -200,6 +214,7 @@ export class GuestRequestClient {
     let busy = 0;
     for (;;) {
       const certs = this.certPages(cpu, ghcb, 1);
+      if (certs === null) return { kind: 'outOfMemory' };
       const r = ghcb.callOrPanic(SW_EXITCODE.EXT_GUEST_REQUEST, {
         swExitInfo1: BigInt(shared.request.gpa),
         swExitInfo2: BigInt(shared.response.gpa),
@@ -218,8 +233,11 @@ export class GuestRequestClient {
         }
         this.stats.retries++;
         if (needed <= GREQ_MAX_CERT_PAGES) {
-          this.certPages(cpu, ghcb, needed);
-          continue;
+          if (this.certPages(cpu, ghcb, needed) !== null) continue;
+          // The host has seen these bytes under this sequence number: they go once more as a
+          // plain request (never reuse the IV with other bytes), then the guest hears of the lack.
+          const plain = this.sendPlain(ghcb, shared);
+          return plain.kind === 'answered' ? { kind: 'answeredWithoutMemory' } : plain;
         }
         const plain = this.sendPlain(ghcb, shared);
         return plain.kind === 'answered' ? { kind: 'tooManyCertPages', pages: needed } : plain;
@@ -236,11 +254,14 @@ export class GuestRequestClient {
     }
   }
 
-  /** Our certificate pages, at least `pages` of them (growing replaces the old run). */
-  private certPages(cpu: Vmpl0, ghcb: GhcbClient, pages: number): SharedPages {
+  /**
+   * Our certificate pages, at least `pages` of them (growing replaces the old run); null when the
+   * allocator has no such block (the old run is kept).
+   */
+  private certPages(cpu: Vmpl0, ghcb: GhcbClient, pages: number): SharedPages | null {
     if (this.certs !== null && this.certs.pages >= pages) return this.certs;
     const grown = allocSharedPages(cpu, ghcb, this.space, this.allocator, pages);
-    if (grown === null) throw new SvsmPanic('no memory for certificate pages');
+    if (grown === null) return null;
     if (this.certs !== null) releaseSharedPages(cpu, ghcb, this.space, this.allocator, this.certs);
     this.certs = grown;
     return grown;
@@ -258,6 +279,10 @@ export class GuestRequestClient {
 type Sent =
   | { readonly kind: 'answered'; readonly certificates: Uint8Array | null }
   | { readonly kind: 'tooManyCertPages'; readonly pages: number }
+  /** No memory for certificate pages before anything was sent. */
+  | { readonly kind: 'outOfMemory' }
+  /** Answered as a plain request because more certificate pages could not be had. */
+  | { readonly kind: 'answeredWithoutMemory' }
   | { readonly kind: 'failed'; readonly reason: string };
 
 interface Verdict {

@@ -29,6 +29,8 @@ export type ReportOutcome =
       readonly reason: string;
       /** Set when the host wants more certificate pages than the SVSM gives. */
       readonly certPagesNeeded?: number;
+      /** Set when the SVSM had no memory for the request (the key is intact). */
+      readonly outOfMemory?: boolean;
     };
 
 /**
@@ -57,6 +59,7 @@ export function requestReport(
     withCertificates,
   );
   if (!r.ok) {
+    if (r.outOfMemory === true) return { ok: false, reason: r.reason, outOfMemory: true };
     return r.certPagesNeeded === undefined
       ? { ok: false, reason: r.reason }
       : { ok: false, reason: r.reason, certPagesNeeded: r.certPagesNeeded };

@@ -214,6 +214,13 @@ function attest(c: SvsmCall, op: Operand, manifest: Uint8Array): number {
   if (ghcb === null) return SvsmResult.INVALID_REQUEST;
   const r = requestReport(client, cpu, ghcb, sha512(input), REPORT_VMPL, op.certificates !== null);
   if (!r.ok) {
+    // [uncertain] Out of SVSM memory: neither the SVSM specification (as far as found) nor
+    // COCONUT (which panics on SvsmError::Mem) defines a code; BUSY says "try again later", which
+    // is what the guest can do, after DEPOSIT_MEM or once memory is freed.
+    if (r.outOfMemory === true) {
+      k.log(cpu, `attestation: no report (${r.reason})`);
+      return SvsmResult.BUSY;
+    }
     if (r.certPagesNeeded === undefined) {
       k.log(cpu, `attestation: no report (${r.reason})`);
       return SvsmResult.INVALID_REQUEST;

@@ -62,8 +62,9 @@ export function coreProtocol(c: SvsmCall): number {
       }
       return SvsmResult.INVALID_REQUEST;
     case SvsmCoreCall.DEPOSIT_MEM:
+      return memoryList(c, depositOne);
     case SvsmCoreCall.WITHDRAW_MEM:
-      return SvsmResult.UNSUPPORTED_CALL;
+      return memoryList(c, withdrawOne);
     default:
       return SvsmResult.UNSUPPORTED_CALL;
   }
@@ -84,11 +85,21 @@ function remapCa(c: SvsmCall): number {
   const gpa = Number(c.rcx);
   if (gpa % PAGE !== 0) return SvsmResult.INVALID_PARAMETER;
   if (c.pc.caa === gpa) return SvsmResult.SUCCESS;
-  if (!c.k.guest.isGuestRange(gpa, PAGE) || isVmsa(c, gpa, PAGE) || isCaa(c, gpa, PAGE))
+  if (
+    !c.k.guest.isGuestRange(gpa, PAGE) ||
+    isVmsa(c, gpa, PAGE) ||
+    isCaa(c, gpa, PAGE) ||
+    isDeposited(c, gpa, PAGE)
+  )
     return SvsmResult.INVALID_ADDRESS;
   c.k.guest.write(c.cpu, gpa, new Uint8Array(PAGE));
   c.pc.caa = gpa;
   return SvsmResult.SUCCESS;
+}
+
+/** Whether a deposited page (owned by the SVSM now) lies in [gpa, gpa+size). */
+function isDeposited(c: SvsmCall, gpa: number, size: number): boolean {
+  return c.k.deposited.overlaps(gpa, size);
 }
 
 /** Whether a registered VMSA page lies in [gpa, gpa+size). */
@@ -134,6 +145,8 @@ function createVcpu(c: SvsmCall): number {
   if (target === undefined) return SvsmResult.INVALID_PARAMETER;
   // Neither page may already be a VMSA or someone else's calling area (COCONUT's registry check).
   if (isVmsa(c, vmsaGpa, PAGE) || isVmsa(c, caaGpa, PAGE) || isCaa(c, vmsaGpa, PAGE))
+    return SvsmResult.INVALID_ADDRESS;
+  if (isDeposited(c, vmsaGpa, PAGE) || isDeposited(c, caaGpa, PAGE))
     return SvsmResult.INVALID_ADDRESS;
   if (isCaa(c, caaGpa, PAGE, target.index)) return SvsmResult.INVALID_ADDRESS;
 
@@ -258,7 +271,12 @@ function pvalidateOne(c: SvsmCall, word: bigint): number {
   const size = big ? HUGE : PAGE;
   const gpa = e.gfn * PAGE;
   if (gpa % size !== 0) return SvsmResult.INVALID_PARAMETER;
-  if (!k.guest.isGuestRange(gpa, size) || isCaa(c, gpa, size) || isVmsa(c, gpa, size))
+  if (
+    !k.guest.isGuestRange(gpa, size) ||
+    isCaa(c, gpa, size) ||
+    isVmsa(c, gpa, size) ||
+    isDeposited(c, gpa, size)
+  )
     return SvsmResult.INVALID_ADDRESS;
   const guestVmpl = k.boot.guestVmpl;
   return k.guest.onPage(cpu, gpa, PAGE, (va) => {
@@ -289,4 +307,121 @@ function zeroGuest(c: SvsmCall, gpa: number, size: number, firstVa: number): voi
   }
   if (gpa >= ISA_START && gpa < ISA_END) return;
   cpu.fill(firstVa, PAGE, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// DEPOSIT_MEM (call 4) and WITHDRAW_MEM (call 5)
+//
+// The SVSM specification's text for these calls was not available to this implementation; the
+// reading below follows the rest of the core protocol and is marked [uncertain] where it guesses:
+// - [uncertain] RCX = GPA of a list in the PVALIDATE list's format: header {entries u16, next u16,
+//   reserved u32}, then u64 entries; 8-byte aligned, not crossing its page; processed from `next`,
+//   which counts the entries done and is always written back; the first failing entry ends the
+//   call with its result code, leaving it and the entries after it untouched.
+// - [uncertain] Entry: bits 1:0 page size (only 0 = 4 KiB is accepted here; 1 = 2 MiB gets
+//   INVALID_PARAMETER, as do 2 and 3), bits 11:2 reserved (must be zero, else INVALID_PARAMETER),
+//   bits 63:12 the GFN.
+// - [uncertain] DEPOSIT_MEM: the page must be guest memory the guest validated beforehand (with
+//   SVSM_CORE_PVALIDATE); not SVSM memory, not beyond RAM, not a VMSA or a calling area, not
+//   deposited already, not the list's own page (INVALID_ADDRESS). The SVSM revokes every access
+//   of the guest's VMPL and those above it (RMPADJUST; a page the guest never validated fails
+//   with PROTOCOL_BASE + the RMPADJUST code, FAIL_INPUT 0x80001001), zeroes it and adds it to
+//   its deposited pool. The page stays validated and private.
+// - [uncertain] WITHDRAW_MEM: each entry names a page to take back; a page not deposited is
+//   INVALID_ADDRESS, one the SVSM is using is FAIL_INUSE (0x80001003, AMD linux-svsm's code for
+//   "in use"). The SVSM zeroes it, grants the guest's VMPL read/write/execute again (still
+//   validated, as deposited) and removes it from the pool.
+
+/** Entry bits 11:2, reserved in DEPOSIT_MEM/WITHDRAW_MEM entries [uncertain]. */
+const MEMORY_ENTRY_RESERVED = 0xffcn;
+
+/**
+ * Runs `one` on each entry of the list at RCX from `next` on, with PVALIDATE's header rules and
+ * progress reporting.
+ */
+function memoryList(
+  c: SvsmCall,
+  one: (c: SvsmCall, gpa: number, listPage: number) => number,
+): number {
+  const { k, cpu } = c;
+  const listGpa = Number(c.rcx);
+  if (listGpa % 8 !== 0 || !k.guest.isGuestRange(listGpa, PVALIDATE_HEADER_SIZE))
+    return SvsmResult.INVALID_PARAMETER;
+  const offsetInPage = listGpa % PAGE;
+  if (offsetInPage + PVALIDATE_HEADER_SIZE > PAGE) return SvsmResult.INVALID_PARAMETER;
+  // The list itself must be the guest's: a list in a deposited page is not its to pass.
+  if (isDeposited(c, listGpa, PAGE)) return SvsmResult.INVALID_ADDRESS;
+  const header = PVALIDATE_HEADER.on(k.guest.read(cpu, listGpa, PVALIDATE_HEADER_SIZE));
+  const entries = header.get('numEntries');
+  let next = header.get('curIndex');
+  if (entries === 0 || entries > maxPvalidateEntries(offsetInPage) || entries <= next) {
+    return SvsmResult.INVALID_PARAMETER;
+  }
+  const body = k.guest.read(cpu, listGpa + PVALIDATE_HEADER_SIZE, entries * PVALIDATE_ENTRY_SIZE);
+  const view = new DataView(body.buffer);
+  const listPage = listGpa - offsetInPage;
+  let result: number = SvsmResult.SUCCESS;
+  for (; next < entries; next++) {
+    const word = view.getBigUint64(next * PVALIDATE_ENTRY_SIZE, true);
+    if ((word & MEMORY_ENTRY_RESERVED) !== 0n) {
+      result = SvsmResult.INVALID_PARAMETER;
+      break;
+    }
+    const e = decodePvalidateEntry(word);
+    if (e.pageSize !== PvalidatePageSize.SIZE_4K) {
+      result = SvsmResult.INVALID_PARAMETER;
+      break;
+    }
+    try {
+      result = one(c, e.gfn * PAGE, listPage);
+    } catch (err) {
+      if (!(err instanceof GuestMemoryFault)) throw err;
+      result = SvsmResult.INVALID_ADDRESS;
+    }
+    if (result !== SvsmResult.SUCCESS) break;
+  }
+  header.set('curIndex', next);
+  k.guest.write(cpu, listGpa, header.bytes);
+  return result;
+}
+
+/** DEPOSIT_MEM of one 4 KiB page: the guest loses it, zeroed, to the SVSM's deposited pool. */
+function depositOne(c: SvsmCall, gpa: number, listPage: number): number {
+  const { k, cpu } = c;
+  if (
+    !k.guest.isGuestRange(gpa, PAGE) ||
+    isVmsa(c, gpa, PAGE) ||
+    isCaa(c, gpa, PAGE) ||
+    isDeposited(c, gpa, PAGE) ||
+    gpa === listPage
+  )
+    return SvsmResult.INVALID_ADDRESS;
+  const r = k.guest.onPage(cpu, gpa, PAGE, (va) => {
+    // Revoke first (VMPL3 down to the guest's): a page the guest never validated, or one inside a
+    // 2 MiB RMP entry, fails on the first RMPADJUST and so changes nothing.
+    const revoked = adjustGuest(c, va, false, 0);
+    if (revoked !== 0) return svsmProtocolResult(revoked);
+    cpu.flushTlb();
+    cpu.fill(va, PAGE, 0);
+    return SvsmResult.SUCCESS;
+  });
+  if (r !== SvsmResult.SUCCESS) return r;
+  k.deposited.deposit(gpa);
+  return SvsmResult.SUCCESS;
+}
+
+/** WITHDRAW_MEM of one 4 KiB page: zeroed, the guest's again (validated, RWX). */
+function withdrawOne(c: SvsmCall, gpa: number): number {
+  const { k, cpu } = c;
+  if (!k.deposited.has(gpa)) return SvsmResult.INVALID_ADDRESS;
+  if (k.deposited.inUse(gpa)) return SvsmResult.FAIL_INUSE;
+  k.guest.onPage(cpu, gpa, PAGE, (va) => {
+    cpu.fill(va, PAGE, 0);
+    const r = adjustGuest(c, va, false, VMPL_PERM_ALL);
+    // The SVSM validated-and-kept this page itself: failing to hand it back is its own bug.
+    if (r !== 0) throw new SvsmPanic(`returning deposited page 0x${gpa.toString(16)} failed: ${r}`);
+    cpu.flushTlb();
+  });
+  k.deposited.withdraw(gpa);
+  return SvsmResult.SUCCESS;
 }
