@@ -9,7 +9,7 @@ import { SvsmEngine } from '../hw/engines/svsm-engine.js';
 import { Machine } from '../hw/machine.js';
 import type { ChipIdentity } from '../hw/asp/chip-identity.js';
 import { parseMemorySize } from '../hw/memory.js';
-import { defaultSnpCpuidEntries } from '../hw/platform-cpuid.js';
+import { CpuModel } from '../host/cpu-model.js';
 import { seededRandom, systemRandom } from '../hw/random.js';
 import { Vm } from '../host/vm.js';
 import {
@@ -55,7 +55,9 @@ export function svsmImagePlan(o: {
 }): LaunchPlan {
   return buildSvsmImage({
     code: svsmBundle(),
-    cpuidPage: buildCpuidPage(defaultSnpCpuidEntries('Milan', o.vcpus)),
+    cpuidPage: buildCpuidPage(
+      new CpuModel({ product: 'Milan', vcpuCount: o.vcpus }).snpCpuidEntries(),
+    ),
     memorySize: o.memoryBytes,
     svsmBase: o.svsmBase,
     vcpuCount: o.vcpus,

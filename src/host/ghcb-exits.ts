@@ -9,11 +9,7 @@ import {
   encodeCertTable,
   GHCB,
   GHCB_ERR,
-  GHCB_RESULT,
   GHCB_USAGE_STANDARD,
-  type GhcbValidatedField,
-  IOIO_EXITINFO1,
-  missingInputs,
   PSC_ENTRY,
   PSC_HEADER,
   PSC_MAX_ENTRIES,
@@ -24,58 +20,15 @@ import type { ExitDecision } from '../hw/engine.js';
 import { HostAccessError } from '../hw/hypervisor-memory.js';
 import { PAGE_SIZE } from '../hw/memory.js';
 import type { VmsaRunning } from '../hw/vcpu.js';
+import { cpuidExit } from './exits/cpuid.js';
+import { GhcbExit } from './exits/ghcb-exit.js';
+import { ioioExit } from './exits/ioio.js';
+import { dr7Exit, rdtscExit, vmmcallExit } from './exits/misc.js';
+import { mmioExit } from './exits/mmio.js';
+import { msrExit } from './exits/msr.js';
 import { HOST_HV_FEATURES } from './ghcb-msr-protocol.js';
 import { changePageState } from './page-state.js';
 import type { HostVcpu, VmContext } from './vm-context.js';
-
-const COM1 = 0x3f8;
-
-/** Working state of one GHCB exit. */
-class GhcbExit {
-  readonly page: Uint8Array;
-  readonly g: ReturnType<typeof GHCB.on>;
-  constructor(
-    readonly vm: VmContext,
-    readonly hv: HostVcpu,
-    readonly from: VmsaRunning,
-    readonly gpa: number,
-  ) {
-    this.page = vm.machine.hypervisorMemory.read(gpa, PAGE_SIZE);
-    this.g = GHCB.on(this.page);
-  }
-
-  /** Success: SW_EXITINFO1 = 0 (and EXITINFO2 as given). */
-  ok(info2?: bigint): void {
-    this.g.set('swExitInfo1', BigInt(GHCB_RESULT.OK));
-    if (info2 !== undefined) this.g.set('swExitInfo2', info2);
-  }
-
-  /** The protocol's error answer: EXITINFO1 = 2, EXITINFO2 = GHCB error code. */
-  error(code: number): void {
-    this.g.set('swExitInfo1', BigInt(GHCB_RESULT.GHCB_ERROR));
-    this.g.set('swExitInfo2', BigInt(code));
-  }
-
-  writeBack(): void {
-    this.vm.machine.hypervisorMemory.write(this.gpa, this.page);
-  }
-
-  /** The first of `fields` the guest did not mark valid, if any. */
-  missing(...fields: GhcbValidatedField[]): boolean {
-    if (missingInputs(this.page, fields).length === 0) return false;
-    this.error(GHCB_ERR.MISSING_INPUT);
-    return true;
-  }
-
-  shared(gpa: number, length: number): Uint8Array | null {
-    try {
-      return this.vm.machine.hypervisorMemory.read(gpa, length);
-    } catch (e) {
-      if (e instanceof HostAccessError) return null;
-      throw e;
-    }
-  }
-}
 
 export function handleGhcbExit(
   vm: VmContext,
@@ -141,7 +94,32 @@ function dispatch(x: GhcbExit, code: number): ExitDecision {
       pageStateChange(x);
       return 'resume';
     case SW_EXITCODE.IOIO:
-      ioio(x);
+      ioioExit(x);
+      return 'resume';
+    case SW_EXITCODE.CPUID:
+      cpuidExit(x);
+      return 'resume';
+    case SW_EXITCODE.MSR:
+      msrExit(x);
+      return 'resume';
+    case SW_EXITCODE.MMIO_READ:
+    case SW_EXITCODE.MMIO_WRITE:
+      mmioExit(x, code === SW_EXITCODE.MMIO_WRITE);
+      return 'resume';
+    case SW_EXITCODE.RDTSC:
+    case SW_EXITCODE.RDTSCP:
+      rdtscExit(x, code === SW_EXITCODE.RDTSCP);
+      return 'resume';
+    case SW_EXITCODE.READ_DR7:
+    case SW_EXITCODE.WRITE_DR7:
+      dr7Exit(x, code === SW_EXITCODE.WRITE_DR7);
+      return 'resume';
+    case SW_EXITCODE.VMMCALL:
+      vmmcallExit(x);
+      return 'resume';
+    case SW_EXITCODE.WBINVD:
+    case SW_EXITCODE.NMI_COMPLETE:
+      x.ok(0n);
       return 'resume';
     case SW_EXITCODE.HV_FEATURES:
       x.ok(HOST_HV_FEATURES);
@@ -273,31 +251,5 @@ function pageStateChange(x: GhcbExit): void {
     }
   }
   hdr.set('curEntry', cur);
-  x.ok(0n);
-}
-
-/** Port I/O: COM1 output goes to the serial sink; other ports read as all ones. */
-function ioio(x: GhcbExit): void {
-  const { vm, g } = x;
-  const info = g.get('swExitInfo1');
-  const port = Number(IOIO_EXITINFO1.get(info, 'port'));
-  const isIn = IOIO_EXITINFO1.has(info, 'in');
-  if (IOIO_EXITINFO1.has(info, 'string')) {
-    if (x.missing('swScratch')) return;
-    const count = Number(g.get('swExitInfo2'));
-    const scratch = Number(g.get('swScratch'));
-    const bufferGpa = x.gpa + GHCB.offset('sharedBuffer');
-    if (scratch !== bufferGpa || count > GHCB.field('sharedBuffer').size || isIn) {
-      x.error(GHCB_ERR.INVALID_SCRATCH_AREA);
-      return;
-    }
-    if (port === COM1)
-      vm.serial(x.page.slice(GHCB.offset('sharedBuffer'), GHCB.offset('sharedBuffer') + count));
-    x.ok(0n);
-    return;
-  }
-  if (x.missing('rax')) return;
-  if (isIn) g.set('rax', 0xffn);
-  else if (port === COM1) vm.serial(Uint8Array.of(Number(g.get('rax') & 0xffn)));
   x.ok(0n);
 }
