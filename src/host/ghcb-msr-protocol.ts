@@ -3,6 +3,7 @@
 
 import {
   decodeMsrProtocol,
+  msrRunVmplRequest,
   GHCB_HV_FEATURES,
   GHCB_MSR_PREFERRED_GPA_NONE,
   msrApResetHoldResponse,
@@ -30,12 +31,32 @@ export const HOST_HV_FEATURES = GHCB_HV_FEATURES.encode({
 export const GHCB_PROTOCOL_MIN = 2;
 export const GHCB_PROTOCOL_MAX = 2;
 
+/**
+ * SNP_RUN_VMPL requests for VMPL0..3 and the two answers, encoded once: every SVSM call makes two
+ * such requests (the guest's to VMPL0, the SVSM's back), so they skip the general decoder.
+ */
+const RUN_VMPL_REQUESTS: readonly bigint[] = [0, 1, 2, 3].map(msrRunVmplRequest);
+const RUN_VMPL_OK = msrRunVmplResponse(0);
+const RUN_VMPL_REFUSED = msrRunVmplResponse(1);
+
+function runVmpl(vm: VmContext, hv: HostVcpu, from: VmsaRunning, vmpl: number): ExitDecision {
+  if (!vm.switchTo(hv, vmpl)) {
+    hv.vcpu.ghcbMsr[from.vmpl] = RUN_VMPL_REFUSED;
+    return 'resume';
+  }
+  hv.vcpu.ghcbMsr[from.vmpl] = RUN_VMPL_OK;
+  return 'suspend';
+}
+
 export function handleMsrProtocol(
   vm: VmContext,
   hv: HostVcpu,
   from: VmsaRunning,
   value: bigint,
 ): ExitDecision {
+  for (let vmpl = 0; vmpl < RUN_VMPL_REQUESTS.length; vmpl++) {
+    if (value === RUN_VMPL_REQUESTS[vmpl]) return runVmpl(vm, hv, from, vmpl);
+  }
   const vcpu = hv.vcpu;
   const reply = (v: bigint): ExitDecision => {
     vcpu.ghcbMsr[from.vmpl] = v;
@@ -65,11 +86,8 @@ export function handleMsrProtocol(
       const err = changePageState(vm, m.gfn * PAGE_SIZE, false, m.operation);
       return reply(msrPscResponse(err === 0 ? 0 : 1));
     }
-    case 'runVmplRequest': {
-      if (!vm.switchTo(hv, m.vmpl)) return reply(msrRunVmplResponse(1));
-      vcpu.ghcbMsr[from.vmpl] = msrRunVmplResponse(0);
-      return 'suspend';
-    }
+    case 'runVmplRequest':
+      return runVmpl(vm, hv, from, m.vmpl);
     case 'hvFeaturesRequest':
       return reply(msrHvFeaturesResponse(HOST_HV_FEATURES));
     case 'apResetHoldRequest':

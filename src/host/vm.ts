@@ -3,7 +3,7 @@
 // answers their exits. It never sees private memory: only `HypervisorMemory` and the VMSA pages'
 // addresses.
 
-import { ghcbMsrInfo, PAGE_TYPE, describeTermination } from '../arch/index.js';
+import { GHCB_MSR_VALUE, PAGE_TYPE, describeTermination } from '../arch/index.js';
 import type { ExitDecision, VmExit } from '../hw/engine.js';
 import type { Machine } from '../hw/machine.js';
 import { HUGE_PAGE_SIZE, PAGE_SIZE } from '../hw/memory.js';
@@ -19,6 +19,9 @@ const SVM_EXIT_NPF = 0x400n;
 const SVM_EXIT_VMGEXIT = 0x403n;
 const SVM_EXIT_HLT = 0x78n;
 const SVM_EXIT_SHUTDOWN = 0x7fn;
+/** GHCBInfo of a GHCB MSR value: zero for a GHCB page's GPA, else an MSR-protocol request. */
+const GHCB_MSR_INFO_MASK =
+  ((1n << BigInt(GHCB_MSR_VALUE.specs.info.width)) - 1n) << BigInt(GHCB_MSR_VALUE.specs.info.lo);
 
 export interface Termination {
   readonly reason: string;
@@ -196,7 +199,7 @@ export class Vm implements VmContext {
     switch (exit.exitCode) {
       case SVM_EXIT_VMGEXIT: {
         const msr = vcpu.ghcbMsr[from.vmpl]!;
-        if (ghcbMsrInfo(msr) !== 0) {
+        if ((msr & GHCB_MSR_INFO_MASK) !== 0n) {
           this.count('msr-protocol');
           return handleMsrProtocol(this, hv, from, msr);
         }

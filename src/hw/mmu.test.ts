@@ -106,6 +106,35 @@ describe('MMU', () => {
     });
   });
 
+  it('keeps cached walks across RMP changes that touch no page table, and still checks the final page', () => {
+    const { mem, rmp, mmu, regs } = setup();
+    expect(mmu.translate(regs, BASE, ACCESS.READ, 0, 0).fault).toBe(FAULT_NONE);
+    // Change the page table behind the MMU's back: a cached walk does not see it...
+    new DataView(mem.bytes.buffer).setBigUint64(0x4000, makePte(0x13000, P | RW, C), true);
+    rmp.pvalidate(0, 0, 0x20000, false, false);
+    expect(mmu.translate(regs, BASE, ACCESS.READ, 0, 0).gpa).toBe(0x10000);
+    // ...but the final page's RMP entry is checked on every access, cached or not.
+    rmp.pvalidate(0, 0, 0x10000, false, false);
+    expect(mmu.translate(regs, BASE, ACCESS.READ, 0, 0)).toMatchObject({
+      fault: FAULT_VC,
+      errorCode: 0x404,
+    });
+    mmu.invlpg(BASE);
+    expect(mmu.translate(regs, BASE, ACCESS.READ, 0, 0).gpa).toBe(0x13000);
+  });
+
+  it('does not serve a walk checked for one VMPL to another', () => {
+    const { rmp, mmu, regs } = setup();
+    // VMPL1 may read the final page but not the page tables.
+    expect(rmp.rmpadjust(0, 0, 0x10000, false, 1, 1, false)).toMatchObject({ rax: 0 });
+    expect(mmu.translate(regs, BASE, ACCESS.READ, 0, 0).fault).toBe(FAULT_NONE);
+    // VMPL1's own walk faults on the PML4.
+    expect(mmu.translate(regs, BASE, ACCESS.READ, 0, 1)).toMatchObject({
+      fault: FAULT_NPF,
+      gpa: 0x1000,
+    });
+  });
+
   it('treats addresses as physical and private when paging is off', () => {
     const { mmu, regs } = setup();
     const flat = pagingRegisters(1n, regs.cr3, regs.cr4, regs.efer);

@@ -42,12 +42,19 @@ export function pagingRegisters(
   return r;
 }
 
+const bit = (spec: { readonly lo: number }): bigint => 1n << BigInt(spec.lo);
+const CR0_PG = bit(CR0.specs.PG);
+const CR0_WP = bit(CR0.specs.WP);
+const CR4_PAE = bit(CR4.specs.PAE);
+const EFER_LMA = bit(EFER.specs.LMA);
+const EFER_NXE = bit(EFER.specs.NXE);
+
 /** Recomputes the derived flags after cr0/cr3/cr4/efer changed. */
 export function derivePaging(r: PagingRegisters): void {
-  r.pg = CR0.has(r.cr0, 'PG');
-  r.wp = CR0.has(r.cr0, 'WP');
-  r.longMode = CR4.has(r.cr4, 'PAE') && EFER.has(r.efer, 'LMA');
-  r.nxe = EFER.has(r.efer, 'NXE');
+  r.pg = (r.cr0 & CR0_PG) !== 0n;
+  r.wp = (r.cr0 & CR0_WP) !== 0n;
+  r.longMode = (r.cr4 & CR4_PAE) !== 0n && (r.efer & EFER_LMA) !== 0n;
+  r.nxe = (r.efer & EFER_NXE) !== 0n;
 }
 
 export const FAULT_NONE = 0;
@@ -72,18 +79,43 @@ const PF_U = 4;
 const PF_RSVD = 8;
 const PF_ID = 16;
 
-interface TlbEntry {
-  /** Guest physical page address. */
-  page: number;
-  cBit: boolean;
-  writable: boolean;
-  user: boolean;
-  executable: boolean;
+// A cached walk's flags, packed in one byte of the TLB.
+const TLB_C = 1;
+const TLB_W = 2;
+const TLB_U = 4;
+const TLB_X = 8;
+/** The VMPL the walk was made for sits above the flags: a walk checked for one VMPL serves only it. */
+const TLB_VMPL_SHIFT = 4;
+/** Entries of the direct-mapped TLB (a power of two). */
+const TLB_SIZE = 512;
+/** Page-table pages whose RMP state the cached walks depend on, tracked up to this many. */
+const MAX_TABLE_DEPS = 64;
+
+/** A TLB slot for a virtual page number: low bits mixed with the rest, as the areas of a VA space share low bits. */
+function tlbIndex(vpn: number): number {
+  const lo = vpn >>> 0;
+  const hi = (vpn - lo) / 4294967296;
+  return (lo ^ (lo >>> 9) ^ (lo >>> 18) ^ hi) & (TLB_SIZE - 1);
 }
 
 export class Mmu {
   private readonly view: DataView;
-  private readonly tlb = new Map<number, TlbEntry>();
+  /** The TLB, direct mapped: virtual page number (-1 = empty), guest physical page, flags. */
+  private readonly tlbVpn = new Float64Array(TLB_SIZE).fill(-1);
+  private readonly tlbPage = new Float64Array(TLB_SIZE);
+  private readonly tlbFlags = new Uint8Array(TLB_SIZE);
+  /**
+   * Frames of the page tables the cached walks went through. A walk checks those tables' RMP
+   * entries (the final page's entry is checked on every access, cached or not), so an RMP change
+   * invalidates cached walks only when it touches one of them.
+   */
+  private readonly tableDeps = new Float64Array(MAX_TABLE_DEPS);
+  private tableDepCount = 0;
+  /** More table pages than tracked: any RMP change flushes. */
+  private tableDepsOverflow = false;
+  /** What the last successful walk produced. */
+  private walkPage = 0;
+  private walkFlags = 0;
   readonly result: Translation = { fault: FAULT_NONE, gpa: 0, errorCode: 0 };
   private readonly cBitHi: number;
   private readonly addrMaskHi: number;
@@ -98,16 +130,49 @@ export class Mmu {
     this.cBitHi = 1 << (cBit - 32);
     // Physical address bits 51:32 of an entry, without the C-bit.
     this.addrMaskHi = 0xfffff & ~this.cBitHi;
-    // Any RMP change may invalidate a cached walk (its tables may no longer be validated).
-    rmp.onChange(() => this.flush());
+    rmp.onChange((firstPfn, count) => this.rmpChanged(firstPfn, count));
   }
 
   flush(): void {
-    this.tlb.clear();
+    this.tlbVpn.fill(-1);
+    this.tableDepCount = 0;
+    this.tableDepsOverflow = false;
   }
 
   invlpg(va: number): void {
-    this.tlb.delete(Math.floor(va / PAGE_SIZE));
+    const vpn = Math.floor(va / PAGE_SIZE);
+    const i = tlbIndex(vpn);
+    if (this.tlbVpn[i] === vpn) this.tlbVpn[i] = -1;
+  }
+
+  /** An RMP change: drop the cached walks if a page table they went through is in the range. */
+  private rmpChanged(firstPfn: number, count: number): void {
+    if (this.tableDepsOverflow) {
+      this.flush();
+      return;
+    }
+    const deps = this.tableDeps;
+    const end = firstPfn + count;
+    for (let i = 0; i < this.tableDepCount; i++) {
+      const pfn = deps[i]!;
+      if (pfn >= firstPfn && pfn < end) {
+        this.flush();
+        return;
+      }
+    }
+  }
+
+  private addTableDep(gpa: number): void {
+    const pfn = Math.floor(gpa / PAGE_SIZE);
+    const deps = this.tableDeps;
+    const n = this.tableDepCount;
+    for (let i = 0; i < n; i++) if (deps[i] === pfn) return;
+    if (n === MAX_TABLE_DEPS) {
+      this.tableDepsOverflow = true;
+      return;
+    }
+    deps[n] = pfn;
+    this.tableDepCount = n + 1;
   }
 
   private fault(kind: number, errorCode: number): Translation {
@@ -157,19 +222,26 @@ export class Mmu {
       return r;
     }
     const vpn = Math.floor(va / PAGE_SIZE);
-    let e = this.tlb.get(vpn);
-    if (e === undefined) {
-      const walked = this.walk(regs, va, access, cpl, vmpl);
-      if (walked === null) return r;
-      e = walked;
-      this.tlb.set(vpn, e);
+    const i = tlbIndex(vpn);
+    let page: number;
+    let flags: number;
+    if (this.tlbVpn[i] === vpn && this.tlbFlags[i]! >>> TLB_VMPL_SHIFT === vmpl) {
+      page = this.tlbPage[i]!;
+      flags = this.tlbFlags[i]!;
+    } else {
+      if (!this.walk(regs, va, access, cpl, vmpl)) return r;
+      page = this.walkPage;
+      flags = this.walkFlags;
+      this.tlbVpn[i] = vpn;
+      this.tlbPage[i] = page;
+      this.tlbFlags[i] = flags;
     }
     const user = cpl === 3;
     const wp = regs.wp;
     const denied =
-      (access === ACCESS.WRITE && !e.writable && (user || wp)) ||
-      (user && !e.user) ||
-      (access === ACCESS.EXECUTE && !e.executable);
+      (access === ACCESS.WRITE && (flags & TLB_W) === 0 && (user || wp)) ||
+      (user && (flags & TLB_U) === 0) ||
+      (access === ACCESS.EXECUTE && (flags & TLB_X) === 0);
     if (denied) {
       return this.fault(
         FAULT_PF,
@@ -179,8 +251,8 @@ export class Mmu {
           (access === ACCESS.EXECUTE ? PF_ID : 0),
       );
     }
-    const gpa = e.page + (va % PAGE_SIZE);
-    const f = this.rmpCheck(gpa, e.cBit, vmpl, cpl, access);
+    const gpa = page + (va % PAGE_SIZE);
+    const f = this.rmpCheck(gpa, (flags & TLB_C) !== 0, vmpl, cpl, access);
     if (f !== null) return f;
     r.fault = FAULT_NONE;
     r.gpa = gpa;
@@ -193,23 +265,25 @@ export class Mmu {
    */
   translateWalkOnly(regs: PagingRegisters, va: number): number {
     if (!regs.pg) return va;
-    const e = this.walk(regs, va, ACCESS.READ, 0, 0);
-    return e === null ? -1 : e.page + (va % PAGE_SIZE);
+    return this.walk(regs, va, ACCESS.READ, 0, 0) ? this.walkPage + (va % PAGE_SIZE) : -1;
   }
 
-  /** The 4-level walk; null after recording a fault in `result`. */
+  /**
+   * The 4-level walk; on success its page and flags are in walkPage/walkFlags, else false after
+   * recording a fault in `result`.
+   */
   private walk(
     regs: PagingRegisters,
     va: number,
     access: Access,
     cpl: number,
     vmpl: number,
-  ): TlbEntry | null {
+  ): boolean {
     if (!regs.longMode) {
       // Only long-mode 4-level paging is implemented for VMPL0 code; anything else is a #GP-worthy
       // configuration that the engine reports as a page fault on the access.
       this.fault(FAULT_PF, PF_RSVD);
-      return null;
+      return false;
     }
     const nxe = regs.nxe;
     const cr3 = regs.cr3;
@@ -228,16 +302,18 @@ export class Mmu {
       const index = Math.floor(va / pow2(shift)) % 512;
       const entryGpa = table + index * 8;
       const f = this.rmpCheck(entryGpa, tableC, vmpl, 0, ACCESS.READ);
-      if (f !== null) return null;
+      if (f !== null) return false;
       if (!this.memory.contains(entryGpa, 8)) {
         this.fault(FAULT_PF, errBits | PF_RSVD);
-        return null;
+        return false;
       }
+      // The walk read this table: its RMP state now backs whatever the TLB caches.
+      this.addTableDep(entryGpa);
       let lo = this.view.getUint32(entryGpa, true);
       const hi = this.view.getUint32(entryGpa + 4, true);
       if ((lo & 1) === 0) {
         this.fault(FAULT_PF, errBits);
-        return null;
+        return false;
       }
       writable &&= (lo & 2) !== 0;
       user &&= (lo & 4) !== 0;
@@ -257,14 +333,20 @@ export class Mmu {
       if (leaf) {
         const size = pow2(shift);
         const base = (addrLo >>> 0) + addrHi * pow2(32) - ((addrLo >>> 0) % size);
-        const page = base + (Math.floor(va / PAGE_SIZE) % (size / PAGE_SIZE)) * PAGE_SIZE;
-        return { page, cBit, writable, user, executable };
+        this.walkPage = base + (Math.floor(va / PAGE_SIZE) % (size / PAGE_SIZE)) * PAGE_SIZE;
+        this.walkFlags =
+          (cBit ? TLB_C : 0) |
+          (writable ? TLB_W : 0) |
+          (user ? TLB_U : 0) |
+          (executable ? TLB_X : 0) |
+          (vmpl << TLB_VMPL_SHIFT);
+        return true;
       }
       table = (addrLo >>> 0) + addrHi * pow2(32);
       tableC = cBit;
       tableHi = hi;
     }
-    return null;
+    return false;
   }
 }
 

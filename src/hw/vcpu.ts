@@ -12,9 +12,65 @@ import {
   SVM_EXIT_ERROR,
   VMSA,
   VMSA_SIZE,
+  type Vmpl0Register,
 } from '../arch/index.js';
 import { PAGE_SIZE, type PhysicalMemory } from './memory.js';
 import type { Rmp } from './rmp.js';
+
+/** The single-bit mask of a 1-bit field of a register layout, for tests on the hot path. */
+function flagMask(spec: { readonly lo: number }): bigint {
+  return 1n << BigInt(spec.lo);
+}
+
+const EFER_SVME = flagMask(EFER.specs.SVME);
+const SEV_FEATURES_SNP_ACTIVE = flagMask(SEV_FEATURES.specs.snpActive);
+
+/**
+ * Byte offsets of the VMSA fields a world switch and the engines touch on every entry, resolved
+ * once from the declared layout (a name lookup per access costs more than the access).
+ */
+export const VMSA_AT = {
+  efer: VMSA.offset('efer'),
+  sevFeatures: VMSA.offset('sevFeatures'),
+  vmpl: VMSA.offset('vmpl'),
+  cr0: VMSA.offset('cr0'),
+  cr3: VMSA.offset('cr3'),
+  cr4: VMSA.offset('cr4'),
+  guestExitCode: VMSA.offset('guestExitCode'),
+  guestExitInfo1: VMSA.offset('guestExitInfo1'),
+  guestExitInfo2: VMSA.offset('guestExitInfo2'),
+} as const;
+if (VMSA.field('vmpl').size !== 1) throw new Error('vcpu.ts: VMSA.vmpl is no longer one byte');
+
+const REGISTER_NAMES: readonly Vmpl0Register[] = [
+  'rax',
+  'rcx',
+  'rdx',
+  'rbx',
+  'rsp',
+  'rbp',
+  'rsi',
+  'rdi',
+  'r8',
+  'r9',
+  'r10',
+  'r11',
+  'r12',
+  'r13',
+  'r14',
+  'r15',
+  'rip',
+];
+const REGISTER_AT: ReadonlyMap<string, number> = new Map(
+  REGISTER_NAMES.map((n) => [n, VMSA.offset(n)]),
+);
+
+/** VMSA byte offset of a general-purpose register or RIP (all u64 fields). */
+export function vmsaRegisterOffset(name: Vmpl0Register): number {
+  const at = REGISTER_AT.get(name);
+  if (at === undefined) throw new RangeError(`${name} is not a VMPL0 register`);
+  return at;
+}
 
 /** Why VMRUN refused a VMSA (the hypervisor sees VMEXIT_INVALID). */
 export class VmrunError extends Error {
@@ -31,6 +87,8 @@ export class Vcpu {
   /** Register state of the running VMPL, in VMSA layout. Meaningless while nothing runs. */
   readonly context = new Uint8Array(VMSA_SIZE);
   readonly regs = VMSA.on(this.context);
+  /** The context as a DataView, for the engines' fixed-offset accesses (see VMSA_AT). */
+  readonly view = new DataView(this.context.buffer);
   private current: VmsaRunning | null = null;
   /**
    * The GHCB MSR (0xC0010130) of each VMPL. Under SEV-ES the hardware keeps it outside the VMSA,
@@ -73,13 +131,14 @@ export class Vcpu {
       );
     }
     this.context.set(this.memory.bytes.subarray(vmsaGpa, vmsaGpa + VMSA_SIZE));
-    if (!EFER.has(this.regs.get('efer'), 'SVME')) {
+    const view = this.view;
+    if ((view.getBigUint64(VMSA_AT.efer, true) & EFER_SVME) === 0n) {
       throw new VmrunError(`the VMSA at 0x${vmsaGpa.toString(16)} has EFER.SVME clear`);
     }
-    if (!SEV_FEATURES.has(this.regs.get('sevFeatures'), 'snpActive')) {
+    if ((view.getBigUint64(VMSA_AT.sevFeatures, true) & SEV_FEATURES_SNP_ACTIVE) === 0n) {
       throw new VmrunError(`the VMSA at 0x${vmsaGpa.toString(16)} does not have SNPActive set`);
     }
-    const vmpl = this.regs.get('vmpl');
+    const vmpl = view.getUint8(VMSA_AT.vmpl);
     if (vmpl > 3) throw new VmrunError(`the VMSA at 0x${vmsaGpa.toString(16)} names VMPL${vmpl}`);
     this.current = { gpa: vmsaGpa, vmpl };
     return this.current;
@@ -89,10 +148,10 @@ export class Vcpu {
   vmexit(exitCode: bigint, exitInfo1 = 0n, exitInfo2 = 0n): void {
     const cur = this.current;
     if (cur === null) throw new Error(`vCPU ${this.apicId} is not running`);
-    this.regs
-      .set('guestExitCode', exitCode)
-      .set('guestExitInfo1', exitInfo1)
-      .set('guestExitInfo2', exitInfo2);
+    const view = this.view;
+    view.setBigUint64(VMSA_AT.guestExitCode, exitCode, true);
+    view.setBigUint64(VMSA_AT.guestExitInfo1, exitInfo1, true);
+    view.setBigUint64(VMSA_AT.guestExitInfo2, exitInfo2, true);
     this.memory.bytes.set(this.context, cur.gpa);
     this.current = null;
   }

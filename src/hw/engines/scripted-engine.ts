@@ -16,7 +16,7 @@ import type { Engine, ExitPort } from '../engine.js';
 import type { Machine } from '../machine.js';
 import { PAGE_SIZE } from '../memory.js';
 import { ACCESS, type Access, RMP_OK, RMP_VC_NOT_VALIDATED } from '../rmp.js';
-import type { Vcpu } from '../vcpu.js';
+import { type Vcpu, VMSA_AT, vmsaRegisterOffset } from '../vcpu.js';
 
 const SVM_EXIT_VMGEXIT = 0x403n;
 const SVM_EXIT_HLT = 0x78n;
@@ -38,11 +38,11 @@ class ScriptedCpu implements GuestCpu {
   }
 
   readRegister(name: Vmpl0Register): bigint {
-    return this.vcpu.regs.get(name);
+    return this.vcpu.view.getBigUint64(vmsaRegisterOffset(name), true);
   }
 
   writeRegister(name: Vmpl0Register, value: bigint): void {
-    this.vcpu.regs.set(name, BigInt.asUintN(64, value));
+    this.vcpu.view.setBigUint64(vmsaRegisterOffset(name), BigInt.asUintN(64, value), true);
   }
 
   private check(gpa: number, length: number, shared: boolean, access: Access): void {
@@ -71,7 +71,9 @@ class ScriptedCpu implements GuestCpu {
 
   rdmsr(msr: number): bigint {
     if (msr === MSR.GHCB) return this.vcpu.ghcbMsr[this.vmpl]!;
-    if (msr === MSR.SEV_STATUS) return (this.vcpu.regs.get('sevFeatures') << 2n) | 0b111n;
+    if (msr === MSR.SEV_STATUS) {
+      return (this.vcpu.view.getBigUint64(VMSA_AT.sevFeatures, true) << 2n) | 0b111n;
+    }
     throw new CpuFaultError(VECTOR.VC, 0x7c, msr);
   }
 

@@ -31,7 +31,7 @@ import {
 } from '../mmu.js';
 import { ACCESS, type Access } from '../rmp.js';
 import { PAGE_SIZE } from '../memory.js';
-import type { Vcpu } from '../vcpu.js';
+import { type Vcpu, VMSA_AT, vmsaRegisterOffset } from '../vcpu.js';
 
 const SVSM_CODE_HEADER_SIZE = SVSM_CODE_HEADER.size;
 const MAX_CODE_BYTES = 64 * 1024 * 1024;
@@ -84,12 +84,13 @@ class Vmpl0Cpu implements Vmpl0 {
 
   /** Refreshes the cached paging registers from the running context. */
   loadPaging(): void {
-    const r = this.vcpu.regs;
-    this.paging.cr0 = r.get('cr0');
-    this.paging.cr3 = r.get('cr3');
-    this.paging.cr4 = r.get('cr4');
-    this.paging.efer = r.get('efer');
-    derivePaging(this.paging);
+    const v = this.vcpu.view;
+    const p = this.paging;
+    p.cr0 = v.getBigUint64(VMSA_AT.cr0, true);
+    p.cr3 = v.getBigUint64(VMSA_AT.cr3, true);
+    p.cr4 = v.getBigUint64(VMSA_AT.cr4, true);
+    p.efer = v.getBigUint64(VMSA_AT.efer, true);
+    derivePaging(p);
   }
 
   /** Translates one access or throws the CPU fault; NPFs go to the host first. */
@@ -298,7 +299,9 @@ class Vmpl0Cpu implements Vmpl0 {
 
   rdmsr(msr: number): bigint {
     if (msr === MSR.GHCB) return this.vcpu.ghcbMsr[0]!;
-    if (msr === MSR.SEV_STATUS) return (this.vcpu.regs.get('sevFeatures') << 2n) | 0b111n;
+    if (msr === MSR.SEV_STATUS) {
+      return (this.vcpu.view.getBigUint64(VMSA_AT.sevFeatures, true) << 2n) | 0b111n;
+    }
     if (msr === MSR.EFER) return this.paging.efer;
     if (msr === MSR.TSC) return this.rdtsc();
     // Every other MSR is intercepted under SEV-ES: #VC with the MSR exit code.
@@ -342,11 +345,11 @@ class Vmpl0Cpu implements Vmpl0 {
   }
 
   readRegister(name: Vmpl0Register): bigint {
-    return this.vcpu.regs.get(name);
+    return this.vcpu.view.getBigUint64(vmsaRegisterOffset(name), true);
   }
 
   writeRegister(name: Vmpl0Register, value: bigint): void {
-    this.vcpu.regs.set(name, BigInt.asUintN(64, value));
+    this.vcpu.view.setBigUint64(vmsaRegisterOffset(name), BigInt.asUintN(64, value), true);
   }
 }
 

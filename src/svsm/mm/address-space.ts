@@ -23,8 +23,17 @@ function index(va: number, level: number): number {
   return Math.floor(va / 2 ** (12 + 9 * (level - 1))) % 512;
 }
 
+/** `AddressSpace.mapped` value of an empty window slot. */
+const UNMAPPED = -1;
+
 export class AddressSpace {
   private readonly cBit: bigint;
+  /**
+   * What each window slot maps, by vCPU * 512 + slot: the GPA, +1 when shared, or UNMAPPED. The
+   * window tables are the SVSM's own private pages, written only here, so this mirrors them and
+   * lets a slot that already maps the right page skip the PTE write and INVLPG.
+   */
+  private readonly mapped: Float64Array;
 
   constructor(
     cBitPosition: number,
@@ -37,6 +46,7 @@ export class AddressSpace {
     private readonly hugeWindowDirectory: number,
   ) {
     this.cBit = 1n << BigInt(cBitPosition);
+    this.mapped = new Float64Array(windowTables.length * 512).fill(UNMAPPED);
   }
 
   /** Kernel virtual address of a GPA inside the SVSM region. */
@@ -65,15 +75,24 @@ export class AddressSpace {
     return SVSM_VA.WINDOWS_BASE + cpuIndex * SVSM_VA.WINDOW_SIZE + slot * PAGE;
   }
 
-  /** Maps `gpa` at a slot of `cpu`'s window: private (C-bit) or shared. Returns the VA. */
+  /**
+   * Maps the page `gpa` at a slot of `cpu`'s window: private (C-bit) or shared. Returns the VA. A
+   * slot that already maps that page the same way is left as it is.
+   */
   mapWindow(cpu: Vmpl0, slot: number, gpa: number, shared: boolean): number {
     const cpuIndex = cpu.vcpuIndex;
     const table = this.windowTables[cpuIndex];
-    if (table === undefined || slot < 0 || slot >= 512)
+    if (table === undefined || !Number.isInteger(slot) || slot < 0 || slot >= 512)
       throw new SvsmPanic(`no window slot ${slot} on vCPU ${cpuIndex}`);
+    if (!Number.isSafeInteger(gpa) || gpa < 0 || gpa % PAGE !== 0)
+      throw new SvsmPanic(`0x${gpa.toString(16)} is not a page address`);
+    const va = AddressSpace.windowVa(cpuIndex, slot);
+    const what = gpa + (shared ? 1 : 0);
+    const at = cpuIndex * 512 + slot;
+    if (this.mapped[at] === what) return va;
     const pte = BigInt(gpa) | P | RW | NX | (shared ? 0n : this.cBit);
     cpu.writeU64(this.va(table) + slot * 8, pte);
-    const va = AddressSpace.windowVa(cpuIndex, slot);
+    this.mapped[at] = what;
     cpu.invlpg(va);
     return va;
   }
@@ -101,6 +120,7 @@ export class AddressSpace {
   unmapWindow(cpu: Vmpl0, slot: number): void {
     const table = this.windowTables[cpu.vcpuIndex]!;
     cpu.writeU64(this.va(table) + slot * 8, 0n);
+    this.mapped[cpu.vcpuIndex * 512 + slot] = UNMAPPED;
     cpu.invlpg(AddressSpace.windowVa(cpu.vcpuIndex, slot));
   }
 }

@@ -3,7 +3,7 @@
 // GuestMemoryFault, which protocol handlers turn into INVALID_ADDRESS for the guest. A fault
 // anywhere else in the SVSM is not caught here and ends as a panic.
 
-import { CpuFaultError, VECTOR, type Vmpl0 } from '../../arch/index.js';
+import { CpuFaultError, SVSM_VA, VECTOR, type Vmpl0 } from '../../arch/index.js';
 import type { AddressSpace } from './address-space.js';
 
 const PAGE = 0x1000;
@@ -11,6 +11,26 @@ const HUGE = 0x20_0000;
 /** The first temporary-mapping slot of the vCPU's window; nested accesses use the next ones. */
 const TEMP_SLOT = 0;
 const TEMP_SLOTS = 16;
+/**
+ * The window slot that keeps the vCPU's calling area mapped between calls (COCONUT maps the CAA
+ * once per vCPU): its call_pending byte is read and cleared on every call. The slot above it holds
+ * the guest VMSA (request-loop.ts).
+ */
+const CAA_SLOT = SVSM_VA.TEMP_SLOTS - 2;
+
+/** A CPU fault on a guest page as the guest's mistake (exception fixup); anything else as it is. */
+function guestFault(e: unknown, page: number, gpa: number): unknown {
+  if (
+    e instanceof CpuFaultError &&
+    (e.vector === VECTOR.VC || e.vector === VECTOR.PF || e.vector === VECTOR.MC)
+  ) {
+    return new GuestMemoryFault(
+      `guest page 0x${page.toString(16)} is not accessible (${e.message})`,
+      gpa,
+    );
+  }
+  return e;
+}
 
 /** A guest address the SVSM may not or cannot touch. */
 export class GuestMemoryFault extends Error {
@@ -64,16 +84,7 @@ export class GuestMemory {
     try {
       return fn(va + (gpa - page));
     } catch (e) {
-      if (
-        e instanceof CpuFaultError &&
-        (e.vector === VECTOR.VC || e.vector === VECTOR.PF || e.vector === VECTOR.MC)
-      ) {
-        throw new GuestMemoryFault(
-          `guest page 0x${page.toString(16)} is not accessible (${e.message})`,
-          gpa,
-        );
-      }
-      throw e;
+      throw guestFault(e, page, gpa);
     } finally {
       this.depth--;
       this.space.unmapWindow(cpu, slot);
@@ -113,6 +124,33 @@ export class GuestMemory {
   writeU8(cpu: Vmpl0, gpa: number, value: number): void {
     this.check(gpa, 1);
     this.withPage(cpu, gpa, (va) => cpu.writeU8(va, value));
+  }
+
+  /**
+   * Reads a byte of `cpu`'s calling area through the mapping kept for it (made on first use and
+   * when the calling area moved). Every access still goes through the MMU and the RMP check.
+   */
+  readCallingAreaU8(cpu: Vmpl0, gpa: number): number {
+    this.check(gpa, 1);
+    const page = gpa - (gpa % PAGE);
+    const va = this.space.mapWindow(cpu, CAA_SLOT, page, false);
+    try {
+      return cpu.readU8(va + (gpa - page));
+    } catch (e) {
+      throw guestFault(e, page, gpa);
+    }
+  }
+
+  /** Writes a byte of `cpu`'s calling area, as `readCallingAreaU8` reads one. */
+  writeCallingAreaU8(cpu: Vmpl0, gpa: number, value: number): void {
+    this.check(gpa, 1);
+    const page = gpa - (gpa % PAGE);
+    const va = this.space.mapWindow(cpu, CAA_SLOT, page, false);
+    try {
+      cpu.writeU8(va + (gpa - page), value);
+    } catch (e) {
+      throw guestFault(e, page, gpa);
+    }
   }
 
   readU64(cpu: Vmpl0, gpa: number): bigint {

@@ -30,6 +30,16 @@ const SVM_EXIT_VMGEXIT = 0x403n;
  */
 const GUEST_VMSA_SLOT = SVSM_VA.TEMP_SLOTS - 1;
 
+/** Offsets of the guest VMSA fields a call reads and writes, resolved once. */
+const AT_RAX = VMSA.offset('rax');
+const AT_RCX = VMSA.offset('rcx');
+const AT_RDX = VMSA.offset('rdx');
+const AT_R8 = VMSA.offset('r8');
+const AT_EXIT_CODE = VMSA.offset('guestExitCode');
+
+/** SNP_RUN_VMPL requests for VMPL0..3, encoded once (one per call). */
+const RUN_VMPL_REQUESTS: readonly bigint[] = [0, 1, 2, 3].map(msrRunVmplRequest);
+
 const PROTOCOLS: ReadonlyMap<number, ProtocolHandler> = new Map([
   [SvsmProtocol.CORE, coreProtocol],
   [SvsmProtocol.ATTEST, attestProtocol],
@@ -40,28 +50,26 @@ export function serviceGuest(k: Kernel, cpu: Vmpl0, pc: PerCpu): void {
   const calling = pc.guestVmsa;
   if (calling === null || pc.caa === null) return;
   const vmsa = guestVmsaVa(k, cpu, calling);
-  const reg = (name: 'rax' | 'rcx' | 'rdx' | 'r8' | 'guestExitCode'): number =>
-    vmsa + VMSA.offset(name);
-  if (cpu.readU64(reg('guestExitCode')) !== SVM_EXIT_VMGEXIT) return;
+  if (cpu.readU64(vmsa + AT_EXIT_CODE) !== SVM_EXIT_VMGEXIT) return;
   let pending: number;
   try {
-    pending = k.guest.readU8(cpu, pc.caa);
-    if (pending !== 0) k.guest.writeU8(cpu, pc.caa, 0);
+    pending = k.guest.readCallingAreaU8(cpu, pc.caa);
+    if (pending !== 0) k.guest.writeCallingAreaU8(cpu, pc.caa, 0);
   } catch (e) {
     // A calling area the guest made inaccessible holds no call.
     if (e instanceof GuestMemoryFault) return;
     throw e;
   }
   if (pending !== 1) return;
-  const { protocol, call } = decodeSvsmCallRax(cpu.readU64(reg('rax')));
+  const { protocol, call } = decodeSvsmCallRax(cpu.readU64(vmsa + AT_RAX));
   const c: SvsmCall = {
     k,
     cpu,
     pc,
     call,
-    rcx: cpu.readU64(reg('rcx')),
-    rdx: cpu.readU64(reg('rdx')),
-    r8: cpu.readU64(reg('r8')),
+    rcx: cpu.readU64(vmsa + AT_RCX),
+    rdx: cpu.readU64(vmsa + AT_RDX),
+    r8: cpu.readU64(vmsa + AT_R8),
   };
   const handler = PROTOCOLS.get(protocol);
   let result: number;
@@ -79,10 +87,10 @@ export function serviceGuest(k: Kernel, cpu: Vmpl0, pc: PerCpu): void {
   // A handler may have replaced or deleted the calling VMSA (CREATE_VCPU / DELETE_VCPU of its own
   // vCPU): then nobody will read the results there, and a deleted page is the guest's again.
   if (pc.guestVmsa !== calling) return;
-  cpu.writeU64(reg('rax'), BigInt(result));
-  cpu.writeU64(reg('rcx'), c.rcx);
-  cpu.writeU64(reg('rdx'), c.rdx);
-  cpu.writeU64(reg('r8'), c.r8);
+  cpu.writeU64(vmsa + AT_RAX, BigInt(result));
+  cpu.writeU64(vmsa + AT_RCX, c.rcx);
+  cpu.writeU64(vmsa + AT_RDX, c.rdx);
+  cpu.writeU64(vmsa + AT_R8, c.r8);
 }
 
 /**
@@ -106,7 +114,7 @@ export function runGuest(k: Kernel, cpu: Vmpl0): void {
     waitForGuestVmsa(cpu);
     return;
   }
-  cpu.wrmsr(MSR.GHCB, msrRunVmplRequest(k.boot.guestVmpl));
+  cpu.wrmsr(MSR.GHCB, RUN_VMPL_REQUESTS[k.boot.guestVmpl] ?? msrRunVmplRequest(k.boot.guestVmpl));
   if (cpu.vmgexit()) {
     // The host answered without switching: it has no guest VMSA registered for this vCPU.
     const r = decodeMsrProtocol(cpu.rdmsr(MSR.GHCB));
