@@ -11,7 +11,9 @@ import { fileURLToPath } from 'node:url';
 import type { Bench } from './harness.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const MEASURE_MS = 1500;
+const WARMUP_MS = 1000;
+const ROUND_MS = 500;
+const ROUNDS = 4;
 
 class RawClient {
   private pending: ((b: Buffer) => void) | undefined;
@@ -100,16 +102,14 @@ const signCommand = (handle: number): Buffer =>
     Buffer.from('0020' + '22'.repeat(32) + '0010' + '8024' + '40000007' + '0000', 'hex'),
   );
 
-async function opsPerSecond(client: RawClient, cmd: Buffer): Promise<number> {
-  for (let i = 0; i < 20; i++) {
-    const r = await client.send(cmd);
-    if (rc(r) !== 0) throw new Error(`TPM error 0x${rc(r).toString(16)}`);
-  }
+/** Sends `cmd` for `ms` milliseconds; returns the rate. */
+async function rate(client: RawClient, cmd: Buffer, ms: number): Promise<number> {
   let n = 0;
   const start = process.hrtime.bigint();
   let elapsed = 0;
-  while (elapsed < MEASURE_MS) {
-    await client.send(cmd);
+  while (elapsed < ms) {
+    const r = await client.send(cmd);
+    if (rc(r) !== 0) throw new Error(`TPM error 0x${rc(r).toString(16)}`);
     n++;
     elapsed = Number(process.hrtime.bigint() - start) / 1e6;
   }
@@ -126,7 +126,7 @@ function freePort(): number {
 }
 
 async function waitFor(port: number): Promise<RawClient> {
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 300; i++) {
     try {
       return await RawClient.open(port);
     } catch {
@@ -176,19 +176,45 @@ interface Figures {
   ecdsaSign: number;
 }
 
-async function measure(server: Server): Promise<Figures> {
+interface Target {
+  client: RawClient;
+  server: Server;
+  extend: Buffer;
+  sign: Buffer;
+}
+
+async function prepare(server: Server): Promise<Target> {
   const client = await waitFor(server.port);
-  try {
-    await client.send(STARTUP);
-    const pcrExtend = await opsPerSecond(client, PCR_EXTEND);
-    const created = await client.send(CREATE_PRIMARY);
-    if (rc(created) !== 0) throw new Error(`CreatePrimary failed: 0x${rc(created).toString(16)}`);
-    const ecdsaSign = await opsPerSecond(client, signCommand(created.readUInt32BE(10)));
-    return { pcrExtend, ecdsaSign };
-  } finally {
-    client.close();
-    server.proc.kill('SIGTERM');
+  await client.send(STARTUP);
+  const created = await client.send(CREATE_PRIMARY);
+  if (rc(created) !== 0) throw new Error(`CreatePrimary failed: 0x${rc(created).toString(16)}`);
+  return { client, server, extend: PCR_EXTEND, sign: signCommand(created.readUInt32BE(10)) };
+}
+
+/**
+ * Both servers run side by side and are measured in alternating rounds after the same warm-up
+ * (a JIT needs one; swtpm gets it too), and each figure is a server's best round: on a shared
+ * machine, other load only ever lowers a round's rate, so the best round is the least disturbed.
+ */
+async function measureBoth(a: Target, b: Target): Promise<[Figures, Figures]> {
+  const best: [Figures, Figures] = [
+    { pcrExtend: 0, ecdsaSign: 0 },
+    { pcrExtend: 0, ecdsaSign: 0 },
+  ];
+  const targets = [a, b];
+  for (const t of targets) {
+    await rate(t.client, t.extend, WARMUP_MS);
+    await rate(t.client, t.sign, WARMUP_MS);
   }
+  for (let round = 0; round < ROUNDS; round++) {
+    for (let i = 0; i < 2; i++) {
+      const t = targets[i]!;
+      const f = best[i]!;
+      f.pcrExtend = Math.max(f.pcrExtend, await rate(t.client, t.extend, ROUND_MS));
+      f.ecdsaSign = Math.max(f.ecdsaSign, await rate(t.client, t.sign, ROUND_MS));
+    }
+  }
+  return best;
 }
 
 let results: Promise<{ svsm: Figures; swtpm: Figures }> | undefined;
@@ -197,13 +223,21 @@ function run(): Promise<{ svsm: Figures; swtpm: Figures }> {
     if (spawnSync('swtpm', ['--version']).status !== 0) {
       throw new Error('swtpm is not installed: run scripts/install-test-tools.sh');
     }
-    const swtpm = await measure(startSwtpm());
-    const svsm = await measure(startSvsm());
-    console.log(
-      `tpm: svsm ${svsm.pcrExtend.toFixed(0)} PCR_Extend/s, ${svsm.ecdsaSign.toFixed(0)} ECDSA signs/s; ` +
-        `swtpm ${swtpm.pcrExtend.toFixed(0)} PCR_Extend/s, ${swtpm.ecdsaSign.toFixed(0)} ECDSA signs/s`,
-    );
-    return { svsm, swtpm };
+    const servers = [startSwtpm(), startSvsm()];
+    try {
+      const swtpmTarget = await prepare(servers[0]!);
+      const svsmTarget = await prepare(servers[1]!);
+      const [swtpm, svsm] = await measureBoth(swtpmTarget, svsmTarget);
+      swtpmTarget.client.close();
+      svsmTarget.client.close();
+      console.log(
+        `tpm: svsm ${svsm.pcrExtend.toFixed(0)} PCR_Extend/s, ${svsm.ecdsaSign.toFixed(0)} ECDSA signs/s; ` +
+          `swtpm ${swtpm.pcrExtend.toFixed(0)} PCR_Extend/s, ${swtpm.ecdsaSign.toFixed(0)} ECDSA signs/s`,
+      );
+      return { svsm, swtpm };
+    } finally {
+      for (const s of servers) s.proc.kill('SIGTERM');
+    }
   })();
   return results;
 }

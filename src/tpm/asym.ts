@@ -1,17 +1,20 @@
 // Asymmetric cryptography for TPM keys: RSA through node:crypto (keys imported as JWK from the
-// TPM's sensitive prime), ECDSA and ECDH on NIST P-256/P-384 through @noble/curves (node:crypto
-// cannot sign a digest the caller computed). Padding schemes that Node does not expose over a given
+// TPM's sensitive prime), ECDSA signing over a digest the caller computed with [k]G from
+// node:crypto's ECDH and the rest in BigInt, ECDSA verification, point checks and ECDH on NIST
+// P-256/P-384 through @noble/curves. Padding schemes that Node does not expose over a given
 // digest (EMSA-PSS, and PKCS#1 v1.5 decryption, which Node 20 refuses) are RFC 8017 encodings.
 
 import {
   checkPrimeSync,
   constants,
+  createECDH,
   createPrivateKey,
   createPublicKey,
   privateDecrypt,
   privateEncrypt,
   publicDecrypt,
   publicEncrypt,
+  type ECDH,
   type KeyObject,
 } from 'node:crypto';
 import { p256, p384 } from '@noble/curves/nist.js';
@@ -22,19 +25,15 @@ import { fail, TpmError } from './errors.js';
 // ---- big integers -------------------------------------------------------------------------------
 
 export function bytesToBigint(b: Uint8Array): bigint {
-  let v = 0n;
-  for (const x of b) v = (v << 8n) | BigInt(x);
-  return v;
+  if (b.length === 0) return 0n;
+  return BigInt('0x' + Buffer.from(b.buffer, b.byteOffset, b.length).toString('hex'));
 }
 
 export function bigintToBytes(v: bigint, size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  for (let i = size - 1; i >= 0; i--) {
-    out[i] = Number(v & 0xffn);
-    v >>= 8n;
-  }
-  if (v !== 0n) fail(RC.VALUE);
-  return out;
+  if (v < 0n) fail(RC.VALUE);
+  const hex = v.toString(16);
+  if (hex.length > size * 2) fail(RC.VALUE);
+  return new Uint8Array(Buffer.from(hex.padStart(size * 2, '0'), 'hex'));
 }
 
 function modInverse(a: bigint, m: bigint): bigint {
@@ -377,16 +376,54 @@ function pointBytes(curveID: number, x: Uint8Array, y: Uint8Array): Uint8Array {
   return enc;
 }
 
-/** ECDSA over a digest the caller computed (truncated to the order's size as FIPS 186 says). */
+/** node:crypto's name of a curve, for [k]G through ECDH (OpenSSL's constant-time ladder). */
+const ECDH_CURVES: ReadonlyMap<number, string> = new Map([
+  [ECC_CURVE.NIST_P256, 'prime256v1'],
+  [ECC_CURVE.NIST_P384, 'secp384r1'],
+]);
+const ecdhByCurve = new Map<number, ECDH>();
+/** Private scalars as integers, by the sensitive bytes they came from (keys sign repeatedly). */
+const scalarCache = new WeakMap<Uint8Array, bigint>();
+
+/**
+ * ECDSA over a digest the caller computed (Part 1, annex C.4; FIPS 186-5, 6.4.1): k from the TPM's
+ * random source, R = [k]G by node:crypto's ECDH (node:crypto cannot sign a given digest, and
+ * OpenSSL's scalar multiplication is ten times faster than a BigInt one), r = R.x mod n and
+ * s = k^-1 (e + r·d) mod n with e the digest's leftmost bits.
+ */
 export function ecdsaSign(
   curveID: number,
   d: Uint8Array,
   digest: Uint8Array,
+  random: (n: number) => Uint8Array,
 ): { r: Uint8Array; s: Uint8Array } {
-  const c = curve(curveID);
-  const sig = c.sign(digest, d, { prehash: false, lowS: false, extraEntropy: true });
-  const size = sig.length / 2;
-  return { r: sig.slice(0, size), s: sig.slice(size) };
+  const n = curveOrder(curveID);
+  const size = curve(curveID).lengths.secretKey ?? 32;
+  let ecdh = ecdhByCurve.get(curveID);
+  if (ecdh === undefined) {
+    ecdh = createECDH(ECDH_CURVES.get(curveID) ?? fail(RC.CURVE));
+    ecdhByCurve.set(curveID, ecdh);
+  }
+  let dv = scalarCache.get(d);
+  if (dv === undefined) {
+    dv = bytesToBigint(d);
+    if (dv <= 0n || dv >= n) fail(RC.KEY);
+    scalarCache.set(d, dv);
+  }
+  let e = bytesToBigint(digest);
+  const excess = digest.length * 8 - size * 8;
+  if (excess > 0) e >>= BigInt(excess);
+  for (;;) {
+    // 64 extra random bits make k's bias negligible (FIPS 186-5, A.3.1).
+    const k = (bytesToBigint(random(size + 8)) % (n - 1n)) + 1n;
+    ecdh.setPrivateKey(bigintToBytes(k, size));
+    const point = ecdh.getPublicKey();
+    const r = bytesToBigint(point.subarray(1, 1 + size)) % n;
+    if (r === 0n) continue;
+    const s = (modInverse(k, n) * ((e + r * dv) % n)) % n;
+    if (s === 0n) continue;
+    return { r: bigintToBytes(r, size), s: bigintToBytes(s, size) };
+  }
 }
 
 export function ecdsaVerify(

@@ -82,53 +82,33 @@ const HIERARCHIES = new Set<number>([RH.OWNER, RH.ENDORSEMENT, RH.PLATFORM]);
  */
 export function resolveHandle(m: TpmMachine, kind: HandleKind, h: number, n: number): Entity {
   const type = h >>> 24;
-  const permanent = (allowed: (h: number) => boolean): Entity => {
-    if (type !== HT.PERMANENT || !allowed(h)) fail(RC.HANDLE);
-    if (HIERARCHIES.has(h) && !m.hierarchyEnabled(h)) fail(RC.HIERARCHY);
-    return { kind: 'permanent', handle: h };
-  };
-  const objectOf = (): Entity => {
-    if (type !== HT.TRANSIENT && type !== HT.PERSISTENT) fail(RC.HANDLE);
-    const obj = m.object(h);
-    if (obj === undefined) fail(type === HT.TRANSIENT ? RC.REFERENCE_H0 + n - 1 : RC.HANDLE);
-    if (!m.hierarchyEnabled(obj.hierarchy)) fail(RC.HIERARCHY);
-    return { kind: 'object', handle: h, obj };
-  };
-  const nvOf = (): Entity => {
-    if (type !== HT.NV_INDEX) fail(RC.HANDLE);
-    const nv = m.nvIndex(h);
-    if (nv === undefined) fail(RC.HANDLE);
-    return { kind: 'nv', handle: h, nv };
-  };
-  const pcrOf = (): Entity => {
-    if (type !== HT.PCR || h >= LIMITS.PCR_COUNT) fail(RC.VALUE);
-    return { kind: 'pcr', handle: h };
-  };
   switch (kind) {
     case 'object':
-      return objectOf();
+      return objectOf(m, h, n);
     case 'objectOrNull':
-      return h === RH.NULL ? { kind: 'permanent', handle: h } : objectOf();
+      return h === RH.NULL ? { kind: 'permanent', handle: h } : objectOf(m, h, n);
     case 'hierarchy':
-      return permanent((x) => HIERARCHIES.has(x));
+      return permanent(m, h, HIERARCHIES.has(h));
     case 'hierarchyOrNull':
-      return permanent((x) => HIERARCHIES.has(x) || x === RH.NULL);
+      return permanent(m, h, HIERARCHIES.has(h) || h === RH.NULL);
     case 'provision':
-      return permanent((x) => x === RH.OWNER || x === RH.PLATFORM);
+      return permanent(m, h, h === RH.OWNER || h === RH.PLATFORM);
     case 'clear':
-      return permanent((x) => x === RH.LOCKOUT || x === RH.PLATFORM);
+      return permanent(m, h, h === RH.LOCKOUT || h === RH.PLATFORM);
     case 'lockout':
-      return permanent((x) => x === RH.LOCKOUT);
+      return permanent(m, h, h === RH.LOCKOUT);
     case 'hierarchyAuth':
-      return permanent((x) => HIERARCHIES.has(x) || x === RH.LOCKOUT);
+      return permanent(m, h, HIERARCHIES.has(h) || h === RH.LOCKOUT);
     case 'nvAuth':
-      return type === HT.NV_INDEX ? nvOf() : permanent((x) => x === RH.OWNER || x === RH.PLATFORM);
+      return type === HT.NV_INDEX
+        ? nvOf(m, h)
+        : permanent(m, h, h === RH.OWNER || h === RH.PLATFORM);
     case 'nvIndex':
-      return nvOf();
+      return nvOf(m, h);
     case 'pcr':
-      return pcrOf();
+      return pcrOf(h);
     case 'pcrOrNull':
-      return h === RH.NULL ? { kind: 'permanent', handle: h } : pcrOf();
+      return h === RH.NULL ? { kind: 'permanent', handle: h } : pcrOf(h);
     case 'policySession': {
       const s = m.loadedSession(h);
       if (type !== HT.POLICY_SESSION) fail(RC.HANDLE);
@@ -139,13 +119,14 @@ export function resolveHandle(m: TpmMachine, kind: HandleKind, h: number, n: num
     case 'entityOrNull':
       if (type === HT.PERMANENT) {
         return permanent(
-          (x) =>
-            HIERARCHIES.has(x) || x === RH.LOCKOUT || (kind === 'entityOrNull' && x === RH.NULL),
+          m,
+          h,
+          HIERARCHIES.has(h) || h === RH.LOCKOUT || (kind === 'entityOrNull' && h === RH.NULL),
         );
       }
-      if (type === HT.NV_INDEX) return nvOf();
-      if (type === HT.PCR) return pcrOf();
-      return objectOf();
+      if (type === HT.NV_INDEX) return nvOf(m, h);
+      if (type === HT.PCR) return pcrOf(h);
+      return objectOf(m, h, n);
     case 'context': {
       if (type === HT.HMAC_SESSION || type === HT.POLICY_SESSION) {
         const s = m.loadedSession(h);
@@ -153,7 +134,37 @@ export function resolveHandle(m: TpmMachine, kind: HandleKind, h: number, n: num
         return { kind: 'session', handle: h, session: s };
       }
       if (type !== HT.TRANSIENT) fail(RC.HANDLE);
-      return objectOf();
+      return objectOf(m, h, n);
     }
   }
+}
+
+// The resolvers are module functions rather than closures: resolveHandle runs for every handle of
+// every command.
+
+function permanent(m: TpmMachine, h: number, allowed: boolean): Entity {
+  if (h >>> 24 !== HT.PERMANENT || !allowed) fail(RC.HANDLE);
+  if (HIERARCHIES.has(h) && !m.hierarchyEnabled(h)) fail(RC.HIERARCHY);
+  return { kind: 'permanent', handle: h };
+}
+
+function objectOf(m: TpmMachine, h: number, n: number): Entity {
+  const type = h >>> 24;
+  if (type !== HT.TRANSIENT && type !== HT.PERSISTENT) fail(RC.HANDLE);
+  const obj = m.object(h);
+  if (obj === undefined) fail(type === HT.TRANSIENT ? RC.REFERENCE_H0 + n - 1 : RC.HANDLE);
+  if (!m.hierarchyEnabled(obj.hierarchy)) fail(RC.HIERARCHY);
+  return { kind: 'object', handle: h, obj };
+}
+
+function nvOf(m: TpmMachine, h: number): Entity {
+  if (h >>> 24 !== HT.NV_INDEX) fail(RC.HANDLE);
+  const nv = m.nvIndex(h);
+  if (nv === undefined) fail(RC.HANDLE);
+  return { kind: 'nv', handle: h, nv };
+}
+
+function pcrOf(h: number): Entity {
+  if (h >>> 24 !== HT.PCR || h >= LIMITS.PCR_COUNT) fail(RC.VALUE);
+  return { kind: 'pcr', handle: h };
 }

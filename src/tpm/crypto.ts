@@ -7,6 +7,7 @@ import {
   createDecipheriv,
   createHash,
   createHmac,
+  hash as oneShotHash,
   timingSafeEqual,
 } from 'node:crypto';
 import { ALG, RC } from './constants.js';
@@ -80,9 +81,19 @@ export function digestSize(alg: number): number {
 }
 
 export function hash(alg: number, ...parts: Uint8Array[]): Uint8Array {
-  const h = createHash(hashInfo(alg).node);
+  const name = hashInfo(alg).node;
+  // One-shot hashing is several times cheaper than a Hash object for the small inputs that
+  // dominate (PCR extends, cpHash, names).
+  if (parts.length === 1) return oneShot(name, parts[0]!);
+  if (parts.length === 2) return oneShot(name, concat(parts[0]!, parts[1]!));
+  const h = createHash(name);
   for (const p of parts) h.update(p);
   return new Uint8Array(h.digest());
+}
+
+function oneShot(name: string, data: Uint8Array): Uint8Array {
+  const d = oneShotHash(name, data, 'buffer') as unknown as Buffer;
+  return new Uint8Array(d.buffer, d.byteOffset, d.length);
 }
 
 export function hmac(alg: number, key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
@@ -115,7 +126,7 @@ export function u16be(v: number): Uint8Array {
 
 /** Constant-time equality of two byte strings (false when the lengths differ). */
 export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && timingSafeEqual(a, b);
+  return a.length === b.length && (a.length === 0 || timingSafeEqual(a, b));
 }
 
 const encoder = new TextEncoder();

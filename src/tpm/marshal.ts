@@ -2,11 +2,10 @@
 // TPM_RC_INSUFFICIENT instead of reading past its end, and a growable Writer.
 
 import { RC } from './constants.js';
-import { fail, numbered, rcParam } from './errors.js';
+import { fail, rcParam, TpmError } from './errors.js';
 
 export class Reader {
   private pos = 0;
-  private readonly view: DataView;
 
   constructor(
     readonly buf: Uint8Array,
@@ -14,7 +13,6 @@ export class Reader {
     private readonly end = buf.length,
   ) {
     this.pos = start;
-    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   }
 
   get offset(): number {
@@ -33,19 +31,22 @@ export class Reader {
   }
 
   u8(): number {
-    return this.view.getUint8(this.take(1));
+    return this.buf[this.take(1)]!;
   }
 
   u16(): number {
-    return this.view.getUint16(this.take(2));
+    const at = this.take(2);
+    return (this.buf[at]! << 8) | this.buf[at + 1]!;
   }
 
   u32(): number {
-    return this.view.getUint32(this.take(4));
+    const at = this.take(4);
+    const b = this.buf;
+    return ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
   }
 
   u64(): bigint {
-    return this.view.getBigUint64(this.take(8));
+    return (BigInt(this.u32()) << 32n) | BigInt(this.u32());
   }
 
   /** A copy of the next n bytes. */
@@ -151,6 +152,12 @@ export class Writer {
   finish(): Uint8Array {
     return this.buf.slice(0, this.len);
   }
+
+  /** Empties the writer, keeping its buffer (the dispatcher reuses one per TPM). */
+  reset(): this {
+    this.len = 0;
+    return this;
+  }
 }
 
 /** Marshals one structure to fresh bytes. */
@@ -172,14 +179,14 @@ export function params<T extends unknown[]>(
   ...fns: { [K in keyof T]: Unmarshal<T[K]> }
 ): T {
   const out: unknown[] = [];
-  fns.forEach((fn, i) => {
-    out.push(
-      numbered(
-        () => fn(r),
-        (rc) => rcParam(rc, i + 1),
-      ),
-    );
-  });
+  // A plain loop with one try block: this runs for every command.
+  let i = 0;
+  try {
+    for (; i < fns.length; i++) out.push(fns[i]!(r));
+  } catch (e) {
+    if (e instanceof TpmError) throw new TpmError(rcParam(e.rc, i + 1));
+    throw e;
+  }
   r.done();
   return out as T;
 }

@@ -54,7 +54,14 @@ export async function startTpmServer(options: TpmServerOptions): Promise<TpmServ
         new Uint8Array(data.buffer, data.byteOffset, data.length),
       );
       if (options.tpm.takeDirty()) options.persist?.();
-      if (out.reply.length > 0) socket.write(Buffer.concat(out.reply));
+      // One write per batch of requests (one segment with setNoDelay), without a copy when the
+      // batch has a single reply.
+      if (out.reply.length === 1) {
+        const r = out.reply[0]!;
+        socket.write(Buffer.from(r.buffer, r.byteOffset, r.length));
+      } else if (out.reply.length > 1) {
+        socket.write(Buffer.concat(out.reply));
+      }
       if (out.close) socket.end();
       if (out.stop) stop();
     });

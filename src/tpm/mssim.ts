@@ -51,16 +51,21 @@ export class SimulatorPlatform {
 }
 
 abstract class Connection {
-  protected buf = new Uint8Array(0);
+  protected buf: Uint8Array = new Uint8Array(0);
 
   constructor(protected readonly platform: SimulatorPlatform) {}
 
   /** Appends received bytes and handles every complete request in the buffer. */
   feed(data: Uint8Array): ConnectionOutput {
-    const merged = new Uint8Array(this.buf.length + data.length);
-    merged.set(this.buf);
-    merged.set(data, this.buf.length);
-    this.buf = merged;
+    if (this.buf.length === 0) {
+      // The common case (a whole request in one read): no copy.
+      this.buf = data;
+    } else {
+      const merged = new Uint8Array(this.buf.length + data.length);
+      merged.set(this.buf);
+      merged.set(data, this.buf.length);
+      this.buf = merged;
+    }
     const out: ConnectionOutput = { reply: [], close: false, stop: false };
     for (;;) {
       const used = this.step(out);
@@ -73,7 +78,8 @@ abstract class Connection {
 
   protected u32At(at: number): number | undefined {
     if (this.buf.length < at + 4) return undefined;
-    return new DataView(this.buf.buffer, this.buf.byteOffset).getUint32(at);
+    const b = this.buf;
+    return ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
   }
 
   /** Handles one request if complete; returns the bytes it consumed (0: need more). */

@@ -6,7 +6,7 @@
 
 import { LIMITS, RC, RH, SA, SE, ST } from './constants.js';
 import { concat, equalBytes, trimAuth } from './crypto.js';
-import { fail, numbered, rcHandle, rcParam, rcSession, TpmError } from './errors.js';
+import { fail, rcHandle, rcParam, rcSession, TpmError } from './errors.js';
 import type { CommandDef, ExecContext, Handles } from './command.js';
 import { resolveHandle } from './command.js';
 import { COMMANDS } from './commands/index.js';
@@ -41,8 +41,24 @@ function errorResponse(rc: number): Uint8Array {
   return new Writer().u16(ST.NO_SESSIONS).u32(10).u32(rc).finish();
 }
 
+const EMPTY = new Uint8Array(0);
+
+/** Which handles of a command need authorization (by index), computed once per command. */
+const authIndexCache = new WeakMap<CommandDef, readonly number[]>();
+function authIndicesOf(def: CommandDef): readonly number[] {
+  let v = authIndexCache.get(def);
+  if (v === undefined) {
+    v = def.handles.flatMap((s, i) => (s.auth === undefined ? [] : [i]));
+    authIndexCache.set(def, v);
+  }
+  return v;
+}
+
 export class Tpm {
   readonly machine: TpmMachine;
+  /** The action's output and the response, reused from command to command (never reentered). */
+  private readonly out = new Writer();
+  private readonly response = new Writer();
   /** Called with an unexpected exception before it is answered as TPM_RC_FAILURE. */
   onInternalError: ((e: unknown) => void) | undefined;
 
@@ -103,16 +119,21 @@ export class Tpm {
     if (def === undefined) fail(RC.COMMAND_CODE);
 
     // Handle area.
-    const entities = def.handles.map((spec, i) =>
-      numbered(
-        () => resolveHandle(m, spec.kind, r.u32(), i + 1),
-        (rc) => rcHandle(rc, i + 1),
-      ),
-    );
-    const authIndices = def.handles.flatMap((s, i) => (s.auth === undefined ? [] : [i]));
+    const nHandles = def.handles.length;
+    const entities: Entity[] = [];
+    for (let i = 0; i < nHandles; i++) {
+      try {
+        entities.push(resolveHandle(m, def.handles[i]!.kind, r.u32(), i + 1));
+      } catch (e) {
+        if (e instanceof TpmError) throw new TpmError(rcHandle(e.rc, i + 1));
+        throw e;
+      }
+    }
+    const authIndices = authIndicesOf(def);
 
     // Authorization area.
     const sessions: CommandSession[] = [];
+    let passwordOnly = true;
     if (tag === ST.SESSIONS) {
       if (def.noSessions) fail(RC.AUTH_CONTEXT);
       if (r.remaining < 4) fail(RC.AUTHSIZE);
@@ -122,12 +143,15 @@ export class Tpm {
       while (sr.remaining > 0) {
         const n = sessions.length + 1;
         if (n > 3) fail(RC.AUTH_CONTEXT);
-        sessions.push(
-          numbered(
-            () => this.readSession(sr, n, authIndices.length),
-            (rc) => rcSession(rc, n),
-          ),
-        );
+        let cs: CommandSession;
+        try {
+          cs = this.readSession(sr, n, authIndices.length);
+        } catch (e) {
+          if (e instanceof TpmError) throw new TpmError(rcSession(e.rc, n));
+          throw e;
+        }
+        if (cs.session !== undefined) passwordOnly = false;
+        sessions.push(cs);
       }
       r.bytes(authSize);
     } else if (authIndices.length > 0) {
@@ -141,32 +165,26 @@ export class Tpm {
     const decIdx = this.cryptSession(sessions, SA.decrypt, def.decrypt === true);
     const encIdx = this.cryptSession(sessions, SA.encrypt, def.encrypt === true);
 
-    // Authorization checks.
-    const names = entities.map((e) => m.name(e));
+    // Authorization checks. Names enter only HMACs (cpHash), so password sessions skip them.
+    const names: Uint8Array[] = passwordOnly ? [] : entities.map((e) => m.name(e));
     const authKinds: ExecContext['authKinds'][number][] = [];
-    let extraNonces: Uint8Array = new Uint8Array(0);
+    let extraNonces: Uint8Array = EMPTY;
     if (decIdx > 0) extraNonces = concat(extraNonces, sessions[decIdx]!.session!.nonceTPM);
     if (encIdx > 0 && encIdx !== decIdx)
       extraNonces = concat(extraNonces, sessions[encIdx]!.session!.nonceTPM);
-    sessions.forEach((cs, i) => {
+    for (let i = 0; i < sessions.length; i++) {
+      const cs = sessions[i]!;
       const handleIndex = authIndices[i];
       const role = handleIndex === undefined ? undefined : def.handles[handleIndex]!.auth;
       cs.entity = handleIndex === undefined ? undefined : entities[handleIndex];
-      numbered(
-        () => {
-          const kind = this.authorize(
-            def,
-            cs,
-            role,
-            names,
-            rawParams,
-            i === 0 ? extraNonces : new Uint8Array(0),
-          );
-          if (handleIndex !== undefined) authKinds.push(kind);
-        },
-        (rc) => rcSession(rc, i + 1),
-      );
-    });
+      try {
+        const kind = this.authorize(def, cs, role, names, rawParams, i === 0 ? extraNonces : EMPTY);
+        if (handleIndex !== undefined) authKinds.push(kind);
+      } catch (e) {
+        if (e instanceof TpmError) throw new TpmError(rcSession(e.rc, i + 1));
+        throw e;
+      }
+    }
 
     // Parameter decryption: the bytes of the first parameter, its size stays in the clear.
     let params = rawParams;
@@ -190,14 +208,16 @@ export class Tpm {
 
     // The action.
     const ctx: ExecContext = { cc, locality, authKinds };
-    const out = new Writer();
+    const out = this.out.reset();
     def.run(m, entities as unknown as Handles, parsed, out, ctx);
     let rsp = out.finish();
 
     // New nonces, response encryption, response HMACs.
-    const newNonces = sessions.map((cs) =>
-      cs.session === undefined ? new Uint8Array(0) : m.random(cs.session.nonceTPM.length),
-    );
+    const newNonces = passwordOnly
+      ? []
+      : sessions.map((cs) =>
+          cs.session === undefined ? EMPTY : m.random(cs.session.nonceTPM.length),
+        );
     if (encIdx >= 0 && rsp.length >= 2) {
       const cs = sessions[encIdx]!;
       const n = (rsp[0]! << 8) | rsp[1]!;
@@ -212,17 +232,19 @@ export class Tpm {
       rsp = concat(rsp.subarray(0, 2), enc, rsp.subarray(2 + n));
     }
 
-    const w = new Writer();
+    const w = this.response.reset();
     w.u16(tag).u32(0).u32(RC.SUCCESS);
     if (def.returnsHandle) w.u32(ctx.returnHandle ?? fail(RC.FAILURE));
     if (tag === ST.SESSIONS) {
       w.u32(rsp.length).bytes(rsp);
       const hashes = new Map<number, Uint8Array>();
-      sessions.forEach((cs, i) => {
+      for (let i = 0; i < sessions.length; i++) {
+        const cs = sessions[i]!;
         const s = cs.session;
         if (s === undefined) {
-          w.b2(new Uint8Array(0)).u8(SA.continueSession).b2(new Uint8Array(0));
-          return;
+          // Password session: empty nonce, continueSession, empty HMAC.
+          w.u16(0).u8(SA.continueSession).u16(0);
+          continue;
         }
         let rpH = hashes.get(s.authHash);
         if (rpH === undefined) {
@@ -248,23 +270,25 @@ export class Tpm {
           );
         }
         w.b2(newNonces[i]!).u8(cs.attrs).b2(responseHmac);
-      });
+      }
     } else {
       w.bytes(rsp);
     }
 
     // Session bookkeeping after success.
-    sessions.forEach((cs, i) => {
-      const s = cs.session;
-      if (s === undefined || !m.sessions.has(s.handle)) return;
-      s.nonceTPM = newNonces[i]!;
-      if (isPolicy(s) && cs.entity !== undefined) resetPolicy(s);
-      if ((cs.attrs & SA.continueSession) === 0) m.sessions.delete(s.handle);
-    });
+    if (!passwordOnly) {
+      for (let i = 0; i < sessions.length; i++) {
+        const cs = sessions[i]!;
+        const s = cs.session;
+        if (s === undefined || !m.sessions.has(s.handle)) continue;
+        s.nonceTPM = newNonces[i]!;
+        if (isPolicy(s) && cs.entity !== undefined) resetPolicy(s);
+        if ((cs.attrs & SA.continueSession) === 0) m.sessions.delete(s.handle);
+      }
+    }
 
-    const response = w.finish();
-    new DataView(response.buffer).setUint32(2, response.length);
-    return response;
+    w.patchU32(2, w.length);
+    return w.finish();
   }
 
   private readSession(r: Reader, n: number, authCount: number): CommandSession {

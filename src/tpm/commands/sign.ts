@@ -71,7 +71,9 @@ function sign(m: TpmMachine, key: TpmObject, scheme: Scheme, digest: Uint8Array)
     return { sigAlg: scheme.scheme as typeof ALG.RSASSA, hash: scheme.hashAlg, sig };
   }
   if (pub.type !== ALG.ECC) return fail(RC.KEY);
-  const { r, s } = ecdsaSign(pub.parameters.curveID, key.sensitive.sensitive, digest);
+  const { r, s } = ecdsaSign(pub.parameters.curveID, key.sensitive.sensitive, digest, (n) =>
+    m.random(n),
+  );
   return { sigAlg: ALG.ECDSA, hash: scheme.hashAlg, r, s };
 }
 
