@@ -6,10 +6,11 @@ import { SecureProcessor } from './asp/secure-processor.js';
 import type { ChipIdentity } from './asp/chip-identity.js';
 import type { Engine, ExitDecision, ExitHandler, ExitPort, VmExit } from './engine.js';
 import { HypervisorMemory } from './hypervisor-memory.js';
-import { DEFAULT_MEMORY_BYTES, PhysicalMemory } from './memory.js';
+import { DEFAULT_MEMORY_BYTES, type PhysicalMemory } from './memory.js';
 import { Mmu } from './mmu.js';
 import type { RandomSource } from './random.js';
 import { Rmp } from './rmp.js';
+import { TrackedMemory } from './tracked-memory.js';
 import { Vcpu } from './vcpu.js';
 
 export const C_BIT_POSITION = 51;
@@ -34,10 +35,10 @@ export class Machine implements ExitPort {
   /** The engine per VMPL (index 0..3); set by whoever assembles the VM. */
   readonly engines: (Engine | undefined)[] = [undefined, undefined, undefined, undefined];
   private handler: ExitHandler | null = null;
-  private readonly memory: PhysicalMemory;
+  private readonly memory: TrackedMemory;
 
   constructor(opts: MachineOptions) {
-    this.memory = new PhysicalMemory(opts.memoryBytes ?? DEFAULT_MEMORY_BYTES);
+    this.memory = new TrackedMemory(opts.memoryBytes ?? DEFAULT_MEMORY_BYTES);
     this.rmp = new Rmp(this.memory.pageCount);
     this.random = opts.random;
     this.asp = new SecureProcessor({
@@ -58,8 +59,16 @@ export class Machine implements ExitPort {
     return this.memory.size;
   }
 
-  /** Guest physical memory, for the engines of src/hw (the CPU reads its code and data here). */
+  /**
+   * Guest physical memory. Its `bytes` are for code that does not mark its stores: taking them
+   * stops the machine from knowing which pages are still zero (see TrackedMemory).
+   */
   physicalMemory(): PhysicalMemory {
+    return this.memory;
+  }
+
+  /** Guest physical memory for the engines of src/hw, which mark every store they make. */
+  trackedMemory(): TrackedMemory {
     return this.memory;
   }
 

@@ -123,6 +123,20 @@ describe('MMU', () => {
     expect(mmu.translate(regs, BASE, ACCESS.READ, 0, 0).gpa).toBe(0x13000);
   });
 
+  it('caches a 2 MiB translation once for the whole page; INVLPG anywhere in it drops it', () => {
+    const { mem, mmu, regs } = setup();
+    const big = BASE + 0x200000;
+    expect(mmu.translate(regs, big + 0x1234, ACCESS.READ, 0, 0).gpa).toBe(0x201234);
+    // Repoint the PD entry: cached translations of any 4 KiB of the page do not see it.
+    new DataView(mem.bytes.buffer).setBigUint64(0x3000 + 8, makePte(0, P | RW | PS, C), true);
+    expect(mmu.translate(regs, big + 0x1ff000, ACCESS.READ, 0, 0).gpa).toBe(0x3ff000);
+    mmu.invlpg(big + 0x5000);
+    expect(mmu.translate(regs, big + 0x1ff000, ACCESS.READ, 0, 0)).toMatchObject({
+      fault: FAULT_NONE,
+      gpa: 0x1ff000,
+    });
+  });
+
   it('does not serve a walk checked for one VMPL to another', () => {
     const { rmp, mmu, regs } = setup();
     // VMPL1 may read the final page but not the page tables.

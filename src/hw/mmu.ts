@@ -7,6 +7,7 @@
 import { CR0, CR4, EFER, PTE } from '../arch/index.js';
 import { PAGE_SIZE, type PhysicalMemory } from './memory.js';
 import { type Access, ACCESS, RMP_OK, RMP_VC_NOT_VALIDATED, type Rmp } from './rmp.js';
+import { TrackedMemory, writerBytes } from './tracked-memory.js';
 
 /** The registers that decide translation, and what the MMU derives from them once. */
 export interface PagingRegisters {
@@ -72,7 +73,9 @@ export interface Translation {
   errorCode: number;
 }
 
-const pow2 = (n: number): number => 2 ** n;
+/** 2^n for the shifts a walk uses (a table: Math.pow per level shows in profiles). */
+const POW2: readonly number[] = Array.from({ length: 53 }, (_, n) => 2 ** n);
+const pow2 = (n: number): number => POW2[n]!;
 const PF_P = 1;
 const PF_W = 2;
 const PF_U = 4;
@@ -88,6 +91,9 @@ const TLB_X = 8;
 const TLB_VMPL_SHIFT = 4;
 /** Entries of the direct-mapped TLB (a power of two). */
 const TLB_SIZE = 512;
+/** Entries of the direct-mapped TLB of 2 MiB translations (a power of two). */
+const TLB_2M_SIZE = 32;
+const PAGES_PER_2M = 512;
 /** Page-table pages whose RMP state the cached walks depend on, tracked up to this many. */
 const MAX_TABLE_DEPS = 64;
 
@@ -100,10 +106,16 @@ function tlbIndex(vpn: number): number {
 
 export class Mmu {
   private readonly view: DataView;
+  /** Where the walk's accessed/dirty bit stores are recorded, when the memory tracks them. */
+  private readonly tracked: TrackedMemory | null;
   /** The TLB, direct mapped: virtual page number (-1 = empty), guest physical page, flags. */
   private readonly tlbVpn = new Float64Array(TLB_SIZE).fill(-1);
   private readonly tlbPage = new Float64Array(TLB_SIZE);
   private readonly tlbFlags = new Uint8Array(TLB_SIZE);
+  /** 2 MiB translations, as the CPU caches them: 2 MiB virtual page number, physical base, flags. */
+  private readonly tlb2mVpn = new Float64Array(TLB_2M_SIZE).fill(-1);
+  private readonly tlb2mBase = new Float64Array(TLB_2M_SIZE);
+  private readonly tlb2mFlags = new Uint8Array(TLB_2M_SIZE);
   /**
    * Frames of the page tables the cached walks went through. A walk checks those tables' RMP
    * entries (the final page's entry is checked on every access, cached or not), so an RMP change
@@ -116,6 +128,8 @@ export class Mmu {
   /** What the last successful walk produced. */
   private walkPage = 0;
   private walkFlags = 0;
+  /** Whether the last walk ended at a 2 MiB leaf. */
+  private walk2m = false;
   readonly result: Translation = { fault: FAULT_NONE, gpa: 0, errorCode: 0 };
   private readonly cBitHi: number;
   private readonly addrMaskHi: number;
@@ -126,7 +140,9 @@ export class Mmu {
     /** C-bit position (51 on Milan and Genoa). */
     readonly cBit: number,
   ) {
-    this.view = new DataView(memory.bytes.buffer, memory.bytes.byteOffset, memory.bytes.byteLength);
+    const bytes = writerBytes(memory);
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.tracked = memory instanceof TrackedMemory ? memory : null;
     this.cBitHi = 1 << (cBit - 32);
     // Physical address bits 51:32 of an entry, without the C-bit.
     this.addrMaskHi = 0xfffff & ~this.cBitHi;
@@ -135,6 +151,7 @@ export class Mmu {
 
   flush(): void {
     this.tlbVpn.fill(-1);
+    this.tlb2mVpn.fill(-1);
     this.tableDepCount = 0;
     this.tableDepsOverflow = false;
   }
@@ -143,6 +160,10 @@ export class Mmu {
     const vpn = Math.floor(va / PAGE_SIZE);
     const i = tlbIndex(vpn);
     if (this.tlbVpn[i] === vpn) this.tlbVpn[i] = -1;
+    // INVLPG drops the translation of the page holding `va` whatever its size.
+    const vpn2m = Math.floor(vpn / PAGES_PER_2M);
+    const j = tlbIndex(vpn2m) & (TLB_2M_SIZE - 1);
+    if (this.tlb2mVpn[j] === vpn2m) this.tlb2mVpn[j] = -1;
   }
 
   /** An RMP change: drop the cached walks if a page table they went through is in the range. */
@@ -229,12 +250,25 @@ export class Mmu {
       page = this.tlbPage[i]!;
       flags = this.tlbFlags[i]!;
     } else {
-      if (!this.walk(regs, va, access, cpl, vmpl)) return r;
-      page = this.walkPage;
-      flags = this.walkFlags;
-      this.tlbVpn[i] = vpn;
-      this.tlbPage[i] = page;
-      this.tlbFlags[i] = flags;
+      const vpn2m = Math.floor(vpn / PAGES_PER_2M);
+      const j = tlbIndex(vpn2m) & (TLB_2M_SIZE - 1);
+      if (this.tlb2mVpn[j] === vpn2m && this.tlb2mFlags[j]! >>> TLB_VMPL_SHIFT === vmpl) {
+        page = this.tlb2mBase[j]! + (vpn % PAGES_PER_2M) * PAGE_SIZE;
+        flags = this.tlb2mFlags[j]!;
+      } else {
+        if (!this.walk(regs, va, access, cpl, vmpl)) return r;
+        page = this.walkPage;
+        flags = this.walkFlags;
+        if (this.walk2m) {
+          this.tlb2mVpn[j] = vpn2m;
+          this.tlb2mBase[j] = page - (vpn % PAGES_PER_2M) * PAGE_SIZE;
+          this.tlb2mFlags[j] = flags;
+        } else {
+          this.tlbVpn[i] = vpn;
+          this.tlbPage[i] = page;
+          this.tlbFlags[i] = flags;
+        }
+      }
     }
     const user = cpl === 3;
     const wp = regs.wp;
@@ -325,6 +359,7 @@ export class Mmu {
         lo | 0x20 | (leaf && access === ACCESS.WRITE && (writable || cpl !== 3) ? 0x40 : 0);
       if (newLo !== lo) {
         this.view.setUint32(entryGpa, newLo >>> 0, true);
+        this.tracked?.markWritten(entryGpa, 4);
         lo = newLo;
       }
       const addrLo = lo & 0xffff_f000;
@@ -334,6 +369,7 @@ export class Mmu {
         const size = pow2(shift);
         const base = (addrLo >>> 0) + addrHi * pow2(32) - ((addrLo >>> 0) % size);
         this.walkPage = base + (Math.floor(va / PAGE_SIZE) % (size / PAGE_SIZE)) * PAGE_SIZE;
+        this.walk2m = level === 2;
         this.walkFlags =
           (cBit ? TLB_C : 0) |
           (writable ? TLB_W : 0) |

@@ -16,6 +16,7 @@ import {
 } from '../arch/index.js';
 import { PAGE_SIZE, type PhysicalMemory } from './memory.js';
 import type { Rmp } from './rmp.js';
+import { TrackedMemory, writerBytes } from './tracked-memory.js';
 
 /** The single-bit mask of a 1-bit field of a register layout, for tests on the hot path. */
 function flagMask(spec: { readonly lo: number }): bigint {
@@ -96,11 +97,18 @@ export class Vcpu {
    */
   readonly ghcbMsr: bigint[] = [0n, 0n, 0n, 0n];
 
+  /** Guest memory, written only by #VMEXIT (which marks the VMSA page it stores to). */
+  private readonly bytes: Uint8Array;
+  private readonly tracked: TrackedMemory | null;
+
   constructor(
     readonly apicId: number,
     private readonly memory: PhysicalMemory,
     private readonly rmp: Rmp,
-  ) {}
+  ) {
+    this.bytes = writerBytes(memory);
+    this.tracked = memory instanceof TrackedMemory ? memory : null;
+  }
 
   get running(): VmsaRunning | null {
     return this.current;
@@ -130,7 +138,7 @@ export class Vcpu {
         `page 0x${vmsaGpa.toString(16)} is not a validated VMSA page in the RMP`,
       );
     }
-    this.context.set(this.memory.bytes.subarray(vmsaGpa, vmsaGpa + VMSA_SIZE));
+    this.context.set(this.bytes.subarray(vmsaGpa, vmsaGpa + VMSA_SIZE));
     const view = this.view;
     if ((view.getBigUint64(VMSA_AT.efer, true) & EFER_SVME) === 0n) {
       throw new VmrunError(`the VMSA at 0x${vmsaGpa.toString(16)} has EFER.SVME clear`);
@@ -152,7 +160,8 @@ export class Vcpu {
     view.setBigUint64(VMSA_AT.guestExitCode, exitCode, true);
     view.setBigUint64(VMSA_AT.guestExitInfo1, exitInfo1, true);
     view.setBigUint64(VMSA_AT.guestExitInfo2, exitInfo2, true);
-    this.memory.bytes.set(this.context, cur.gpa);
+    this.bytes.set(this.context, cur.gpa);
+    this.tracked?.markWritten(cur.gpa, VMSA_SIZE);
     this.current = null;
   }
 }

@@ -16,6 +16,7 @@ import type { Engine, ExitPort } from '../engine.js';
 import type { Machine } from '../machine.js';
 import { PAGE_SIZE } from '../memory.js';
 import { ACCESS, type Access, RMP_OK, RMP_VC_NOT_VALIDATED } from '../rmp.js';
+import type { TrackedMemory } from '../tracked-memory.js';
 import { type Vcpu, VMSA_AT, vmsaRegisterOffset } from '../vcpu.js';
 
 const SVM_EXIT_VMGEXIT = 0x403n;
@@ -26,6 +27,7 @@ class ScriptedCpu implements GuestCpu {
   readonly vcpuIndex: number;
   readonly vmpl: number;
   private readonly bytes: Uint8Array;
+  private readonly memory: TrackedMemory;
 
   constructor(
     private readonly machine: Machine,
@@ -34,7 +36,8 @@ class ScriptedCpu implements GuestCpu {
   ) {
     this.vcpuIndex = machine.vcpus.indexOf(vcpu);
     this.vmpl = vcpu.running?.vmpl ?? 0;
-    this.bytes = machine.physicalMemory().bytes;
+    this.memory = machine.trackedMemory();
+    this.bytes = this.memory.trackedBytes();
   }
 
   readRegister(name: Vmpl0Register): bigint {
@@ -67,6 +70,7 @@ class ScriptedCpu implements GuestCpu {
   write(gpa: number, data: Uint8Array, shared = false): void {
     this.check(gpa, data.length, shared, ACCESS.WRITE);
     this.bytes.set(data, gpa);
+    this.memory.markWritten(gpa, data.length);
   }
 
   rdmsr(msr: number): bigint {

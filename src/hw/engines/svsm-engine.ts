@@ -31,6 +31,7 @@ import {
 } from '../mmu.js';
 import { ACCESS, type Access } from '../rmp.js';
 import { PAGE_SIZE } from '../memory.js';
+import type { TrackedMemory } from '../tracked-memory.js';
 import { type Vcpu, VMSA_AT, vmsaRegisterOffset } from '../vcpu.js';
 
 const SVSM_CODE_HEADER_SIZE = SVSM_CODE_HEADER.size;
@@ -67,6 +68,8 @@ class Vmpl0Cpu implements Vmpl0 {
   private readonly mmu: Mmu;
   private readonly bytes: Uint8Array;
   private readonly view: DataView;
+  /** Every store below is recorded here (see TrackedMemory). */
+  private readonly memory: TrackedMemory;
 
   constructor(
     private readonly machine: Machine,
@@ -77,7 +80,8 @@ class Vmpl0Cpu implements Vmpl0 {
     this.apicId = vcpu.apicId;
     this.cBit = machine.cBit;
     this.mmu = machine.mmus[this.vcpuIndex]!;
-    this.bytes = machine.physicalMemory().bytes;
+    this.memory = machine.trackedMemory();
+    this.bytes = this.memory.trackedBytes();
     this.view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
     this.loadPaging();
   }
@@ -141,6 +145,7 @@ class Vmpl0Cpu implements Vmpl0 {
       const n = Math.min(data.length - done, PAGE_SIZE - (at % PAGE_SIZE));
       const pa = this.gpa(at, ACCESS.WRITE);
       this.bytes.set(data.subarray(done, done + n), pa);
+      this.memory.markWritten(pa, n);
       done += n;
     }
   }
@@ -152,8 +157,12 @@ class Vmpl0Cpu implements Vmpl0 {
       const n = Math.min(length - done, PAGE_SIZE - (at % PAGE_SIZE));
       const pa = this.gpa(at, ACCESS.WRITE);
       // Storing zeros over zeros changes nothing; skipping them spares the host from committing
-      // untouched memory (a 2 GiB validation would otherwise fault in every page).
-      if (value !== 0 || !isZero(this.bytes, pa, n)) this.bytes.fill(value, pa, pa + n);
+      // untouched memory (a 2 GiB validation would otherwise fault in every page). A page no one
+      // wrote since the machine started is zero without looking.
+      if (value !== 0 || (!this.memory.knownZero(pa, n) && !isZero(this.bytes, pa, n))) {
+        this.bytes.fill(value, pa, pa + n);
+        if (value !== 0) this.memory.markWritten(pa, n);
+      }
       done += n;
     }
   }
@@ -186,7 +195,9 @@ class Vmpl0Cpu implements Vmpl0 {
       : new DataView(this.read(va, 8).buffer).getBigUint64(0, true);
   }
   writeU8(va: number, value: number): void {
-    this.bytes[this.gpa(va, ACCESS.WRITE)] = value;
+    const pa = this.gpa(va, ACCESS.WRITE);
+    this.bytes[pa] = value;
+    this.memory.markWritten(pa, 1);
   }
   writeU16(va: number, value: number): void {
     const b = new Uint8Array(2);
@@ -195,8 +206,10 @@ class Vmpl0Cpu implements Vmpl0 {
   }
   writeU32(va: number, value: number): void {
     const pa = this.scalar(va, 4, ACCESS.WRITE);
-    if (pa >= 0) this.view.setUint32(pa, value >>> 0, true);
-    else {
+    if (pa >= 0) {
+      this.view.setUint32(pa, value >>> 0, true);
+      this.memory.markWritten(pa, 4);
+    } else {
       const b = new Uint8Array(4);
       new DataView(b.buffer).setUint32(0, value >>> 0, true);
       this.write(va, b);
@@ -204,8 +217,10 @@ class Vmpl0Cpu implements Vmpl0 {
   }
   writeU64(va: number, value: bigint): void {
     const pa = this.scalar(va, 8, ACCESS.WRITE);
-    if (pa >= 0) this.view.setBigUint64(pa, BigInt.asUintN(64, value), true);
-    else {
+    if (pa >= 0) {
+      this.view.setBigUint64(pa, BigInt.asUintN(64, value), true);
+      this.memory.markWritten(pa, 8);
+    } else {
       const b = new Uint8Array(8);
       new DataView(b.buffer).setBigUint64(0, BigInt.asUintN(64, value), true);
       this.write(va, b);
@@ -393,7 +408,13 @@ export class SvsmEngine implements Engine {
         const at = va + done;
         const k = Math.min(n - done, PAGE_SIZE - (at % PAGE_SIZE));
         const pa = cpu.gpa(at, ACCESS.EXECUTE);
-        out.set(this.machine.physicalMemory().bytes.subarray(pa, pa + k), done);
+        out.set(
+          this.machine
+            .trackedMemory()
+            .trackedBytes()
+            .subarray(pa, pa + k),
+          done,
+        );
         done += k;
       }
       return out;
