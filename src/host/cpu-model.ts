@@ -84,6 +84,9 @@ export interface VirtualCpu {
   readonly hidden?: readonly CpuFeatureName[];
 }
 
+/** Leaves kept per vCPU (the page holds at most 64; Linux asks for a few dozen). */
+const CACHE_LIMIT = 256;
+
 const key = (fn: number, subleaf: number): number => (fn >>> 0) * 0x1_0000 + (subleaf & 0xffff);
 
 export class CpuModel {
@@ -93,14 +96,15 @@ export class CpuModel {
   private readonly xsaveHidden: boolean;
   /** Per (leaf, subleaf): AND masks for EAX, EBX, ECX, EDX. */
   private readonly masks = new Map<number, Uint32Array>();
-  /** Answers that depend on nothing per vCPU, computed once (the GHCB CPUID hot path). */
-  private readonly fixed = new Map<number, CpuidResult>();
+  /** Answers per vCPU (index = APIC ID) for every leaf but 0xD, computed once: the hot path. */
+  private readonly cache: Map<number, CpuidResult>[];
 
   constructor(desc: VirtualCpu) {
     this.product = desc.product;
     this.vcpuCount = desc.vcpuCount;
     this.hidden = desc.hidden ?? DEFAULT_HIDDEN_FEATURES;
     this.xsaveHidden = this.hidden.includes('xsave');
+    this.cache = Array.from({ length: desc.vcpuCount }, () => new Map<number, CpuidResult>());
     for (const name of this.hidden) {
       for (const b of CPU_FEATURES[name]) {
         const k = key(b.fn, b.subleaf);
@@ -122,16 +126,17 @@ export class CpuModel {
   cpuid(fn: number, subleaf: number, xcr0: bigint, xss: bigint, apicId: number): CpuidResult {
     const leaf = fn >>> 0;
     const sub = cpuidLeafIsIndexed(leaf) ? subleaf >>> 0 : 0;
-    const perVcpu = leaf === 1 || leaf === 0xb || leaf === 0x8000001e || leaf === 0xd;
-    if (!perVcpu) {
-      const k = key(leaf, sub);
-      const hit = sub <= 0xffff ? this.fixed.get(k) : undefined;
-      if (hit !== undefined) return hit;
-      const r = this.compute(leaf, sub, XCR0_RESET, 0n, 0);
-      if (sub <= 0xffff) this.fixed.set(k, r);
-      return r;
+    // 0xD depends on XCR0/XSS; huge subleaves and unknown APIC IDs are not worth keeping.
+    const cache = leaf === 0xd || sub > 0xffff ? undefined : this.cache[apicId];
+    if (cache === undefined) return this.compute(leaf, sub, xcr0, xss, apicId);
+    const k = key(leaf, sub);
+    let r = cache.get(k);
+    if (r === undefined) {
+      r = this.compute(leaf, sub, XCR0_RESET, 0n, apicId);
+      // Bounded, so a guest sweeping leaves cannot grow the host's memory.
+      if (cache.size < CACHE_LIMIT) cache.set(k, r);
     }
-    return this.compute(leaf, sub, xcr0, xss, apicId);
+    return r;
   }
 
   private compute(

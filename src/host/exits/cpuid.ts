@@ -7,13 +7,12 @@ import { platformOf } from '../devices/platform.js';
 import type { GhcbExit } from './ghcb-exit.js';
 
 export function cpuidExit(x: GhcbExit): void {
-  const { g } = x;
   if (x.missing('rax', 'rcx')) return;
-  const leaf = Number(g.get('rax') & 0xffff_ffffn);
+  const leaf = Number(x.get('rax') & 0xffff_ffffn);
   if (leaf === 0xd && x.missing('xcr0')) return;
-  const subleaf = Number(g.get('rcx') & 0xffff_ffffn);
-  const xcr0 = leaf === 0xd ? g.get('xcr0') : XCR0_RESET;
-  const xss = leaf === 0xd && x.isValid('xss') ? g.get('xss') : 0n;
+  const subleaf = Number(x.get('rcx') & 0xffff_ffffn);
+  const xcr0 = leaf === 0xd ? x.get('xcr0') : XCR0_RESET;
+  const xss = leaf === 0xd && x.isValid('xss') ? x.get('xss') : 0n;
   const r = platformOf(x.vm).cpu.cpuid(leaf, subleaf, xcr0, xss, x.hv.vcpu.apicId);
   x.output('rax', BigInt(r.eax));
   x.output('rbx', BigInt(r.ebx));

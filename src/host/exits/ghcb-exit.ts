@@ -9,9 +9,7 @@ import {
   GHCB_ERR,
   GHCB_RESULT,
   type GhcbValidatedField,
-  isValid,
-  markValid,
-  missingInputs,
+  SW_EXITCODE,
 } from '../../arch/index.js';
 import { HostAccessError } from '../../hw/hypervisor-memory.js';
 import { PAGE_SIZE } from '../../hw/memory.js';
@@ -29,29 +27,86 @@ export interface Scratch {
   commit(): void;
 }
 
+/** The save area with the valid bitmap: everything but the shared buffer and the trailer. */
+const SAVE_AREA_END = GHCB.offset('x87StateGpa') + 8;
+const TRAILER = GHCB.offset('protocolVersion');
+const SW_EXIT_CODE = GHCB.offset('swExitCode');
+
+/** Exits whose inputs and outputs are registers only: their shared buffer is not copied. */
+const REGISTER_EXITS: ReadonlySet<number> = new Set([
+  SW_EXITCODE.CPUID,
+  SW_EXITCODE.MSR,
+  SW_EXITCODE.RDTSC,
+  SW_EXITCODE.RDTSCP,
+  SW_EXITCODE.WBINVD,
+  SW_EXITCODE.VMMCALL,
+  SW_EXITCODE.NMI_COMPLETE,
+  SW_EXITCODE.READ_DR7,
+  SW_EXITCODE.WRITE_DR7,
+  SW_EXITCODE.HV_FEATURES,
+  SW_EXITCODE.SNP_RUN_VMPL,
+]);
+
+/**
+ * The host's copy of the GHCB during an exit. Exits are handled one at a time (the machine calls
+ * the host synchronously and no handler re-enters it), so one buffer serves them all.
+ */
+const COPY = new Uint8Array(PAGE_SIZE);
+const COPY_VIEW = new DataView(COPY.buffer);
+const COPY_STRUCT = GHCB.on(COPY);
+const BITMAP = GHCB.offset('validBitmap');
+const INFO1 = GHCB.offset('swExitInfo1');
+const INFO2 = GHCB.offset('swExitInfo2');
+
+/** The resolved offset of each u64 save-area field, looked up once (the exit hot path). */
+type U64Field = Exclude<GhcbValidatedField, 'cpl'>;
+const OFFSET = new Map<GhcbValidatedField, number>(
+  GHCB.fields.filter((f) => f.offset < BITMAP).map((f) => [f.name as GhcbValidatedField, f.offset]),
+);
+const offsetOf = (name: GhcbValidatedField): number => OFFSET.get(name)!;
+
 export class GhcbExit {
-  readonly page: Uint8Array;
-  readonly g: ReturnType<typeof GHCB.on>;
+  /** The GHCB as the host sees it (only the parts the exit uses are current). */
+  readonly page = COPY;
+  readonly g = COPY_STRUCT;
+  /** Bytes [0, copied) of the page are current, besides the trailer. */
+  private readonly copied: number;
+
+  /** Throws HostAccessError if the page is not the host's to read. */
   constructor(
     readonly vm: VmContext,
     readonly hv: HostVcpu,
     readonly from: VmsaRunning,
     readonly gpa: number,
   ) {
-    this.page = vm.machine.hypervisorMemory.read(gpa, PAGE_SIZE);
-    this.g = GHCB.on(this.page);
+    const hvm = vm.machine.hypervisorMemory;
+    COPY.set(hvm.read(gpa, SAVE_AREA_END), 0);
+    COPY.set(hvm.read(gpa + TRAILER, PAGE_SIZE - TRAILER), TRAILER);
+    const code = COPY_VIEW.getBigUint64(SW_EXIT_CODE, true);
+    const registersOnly = code <= 0xffff_ffffn && REGISTER_EXITS.has(Number(code));
+    if (registersOnly) {
+      this.copied = SAVE_AREA_END;
+    } else {
+      COPY.set(hvm.read(gpa + SAVE_AREA_END, TRAILER - SAVE_AREA_END), SAVE_AREA_END);
+      this.copied = TRAILER;
+    }
   }
 
   /** Success: SW_EXITINFO1 = 0 (and EXITINFO2 as given). */
   ok(info2?: bigint): void {
-    this.g.set('swExitInfo1', BigInt(GHCB_RESULT.OK));
-    if (info2 !== undefined) this.g.set('swExitInfo2', info2);
+    COPY_VIEW.setBigUint64(INFO1, BigInt(GHCB_RESULT.OK), true);
+    if (info2 !== undefined) COPY_VIEW.setBigUint64(INFO2, BigInt.asUintN(64, info2), true);
   }
 
   /** The protocol's error answer: EXITINFO1 = 2, EXITINFO2 = GHCB error code. */
   error(code: number): void {
-    this.g.set('swExitInfo1', BigInt(GHCB_RESULT.GHCB_ERROR));
-    this.g.set('swExitInfo2', BigInt(code));
+    COPY_VIEW.setBigUint64(INFO1, BigInt(GHCB_RESULT.GHCB_ERROR), true);
+    COPY_VIEW.setBigUint64(INFO2, BigInt(code), true);
+  }
+
+  /** A u64 save-area field as the guest wrote it. */
+  get(name: U64Field): bigint {
+    return COPY_VIEW.getBigUint64(offsetOf(name), true);
   }
 
   /**
@@ -64,25 +119,36 @@ export class GhcbExit {
   }
 
   /** Writes a register the guest reads back and marks it valid (GHCB spec: outputs are valid). */
-  output(name: GhcbValidatedField & ('rax' | 'rbx' | 'rcx' | 'rdx'), value: bigint): void {
-    this.g.set(name, BigInt.asUintN(64, value));
-    markValid(this.page, name);
+  output(name: 'rax' | 'rbx' | 'rcx' | 'rdx', value: bigint): void {
+    const at = offsetOf(name);
+    COPY_VIEW.setBigUint64(at, BigInt.asUintN(64, value), true);
+    const bit = at >> 3; // GHCB spec: the valid bit of the field at offset o is o / 8
+    COPY[BITMAP + (bit >> 3)]! |= 1 << (bit & 7);
   }
 
+  /** Publishes the answer: the part of the page the host read (the trailer is never written). */
   writeBack(): void {
-    this.vm.machine.hypervisorMemory.write(this.gpa, this.page);
+    this.vm.machine.hypervisorMemory.write(this.gpa, COPY.subarray(0, this.copied));
   }
 
   /** Whether the guest marked `name` valid. */
   isValid(name: GhcbValidatedField): boolean {
-    return isValid(this.page, name);
+    const bit = offsetOf(name) >> 3;
+    return (COPY[BITMAP + (bit >> 3)]! & (1 << (bit & 7))) !== 0;
   }
 
-  /** True (and the MISSING_INPUT answer given) if any of `fields` is not marked valid. */
+  /**
+   * True (and the MISSING_INPUT answer given) if any of `fields` is not marked valid. Bits no
+   * required field maps to are ignored, as KVM ignores them (arch/ghcb.ts `missingInputs`).
+   */
   missing(...fields: GhcbValidatedField[]): boolean {
-    if (missingInputs(this.page, fields).length === 0) return false;
-    this.error(GHCB_ERR.MISSING_INPUT);
-    return true;
+    for (const f of fields) {
+      if (!this.isValid(f)) {
+        this.error(GHCB_ERR.MISSING_INPUT);
+        return true;
+      }
+    }
+    return false;
   }
 
   shared(gpa: number, length: number): Uint8Array | null {
@@ -101,7 +167,7 @@ export class GhcbExit {
    * must already have been checked valid.
    */
   scratch(length: number): Scratch | null {
-    const begin = this.g.get('swScratch');
+    const begin = this.get('swScratch');
     const fail = (): null => {
       this.error(GHCB_ERR.INVALID_SCRATCH_AREA);
       return null;

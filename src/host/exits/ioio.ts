@@ -19,8 +19,7 @@ function operandSize(info: bigint): PortSize {
 const SIZE_MASK = [0n, 0xffn, 0xffffn, 0n, 0xffff_ffffn] as const;
 
 export function ioioExit(x: GhcbExit): void {
-  const { g } = x;
-  const info = g.get('swExitInfo1');
+  const info = x.get('swExitInfo1');
   const port = Number(IOIO_EXITINFO1.get(info, 'port'));
   const isIn = IOIO_EXITINFO1.has(info, 'in');
   const size = operandSize(info);
@@ -28,7 +27,7 @@ export function ioioExit(x: GhcbExit): void {
   const bus = platform.ports;
   if (IOIO_EXITINFO1.has(info, 'string')) {
     if (x.missing('swScratch')) return;
-    const count = g.get('swExitInfo2');
+    const count = x.get('swExitInfo2');
     const bytes = count * BigInt(size);
     if (bytes > BigInt(Number.MAX_SAFE_INTEGER)) {
       x.error(GHCB_ERR.INVALID_SCRATCH_AREA);
@@ -66,11 +65,11 @@ export function ioioExit(x: GhcbExit): void {
   const mask = SIZE_MASK[size];
   if (isIn) {
     // KVM `complete_fast_pio_in`: a 32-bit IN zero-extends, narrower ones keep RAX's other bits.
-    const rax = size < 4 && x.isValid('rax') ? g.get('rax') & ~mask : 0n;
+    const rax = size < 4 && x.isValid('rax') ? x.get('rax') & ~mask : 0n;
     x.output('rax', rax | BigInt(bus.in(port, size)));
   } else {
     if (x.missing('rax')) return;
-    bus.out(port, size, Number(g.get('rax') & mask));
+    bus.out(port, size, Number(x.get('rax') & mask));
   }
   x.ok(0n);
 }

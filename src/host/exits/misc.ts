@@ -40,7 +40,7 @@ export function dr7Exit(x: GhcbExit, write: boolean): void {
   const msrs = vcpuMsrs(x);
   if (write) {
     if (x.missing('rax')) return;
-    if (msrs !== undefined) msrs.dr7 = x.g.get('rax');
+    if (msrs !== undefined) msrs.dr7 = x.get('rax');
   } else {
     x.output('rax', msrs?.dr7 ?? 0x400n);
   }

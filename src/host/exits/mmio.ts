@@ -10,10 +10,9 @@ import type { GhcbExit } from './ghcb-exit.js';
 const GPA_LIMIT = 2 ** 52;
 
 export function mmioExit(x: GhcbExit, write: boolean): void {
-  const { g } = x;
   if (x.missing('swScratch')) return;
-  const gpa = g.get('swExitInfo1');
-  const length = g.get('swExitInfo2');
+  const gpa = x.get('swExitInfo1');
+  const length = x.get('swExitInfo2');
   if (length > BigInt(Number.MAX_SAFE_INTEGER)) {
     x.error(GHCB_ERR.INVALID_SCRATCH_AREA);
     return;

@@ -8,11 +8,10 @@ import { platformOf } from '../devices/platform.js';
 import type { GhcbExit } from './ghcb-exit.js';
 
 export function msrExit(x: GhcbExit): void {
-  const { g } = x;
   if (x.missing('rcx')) return;
-  const write = g.get('swExitInfo1') !== BigInt(MSR_EXITINFO1.RDMSR);
+  const write = x.get('swExitInfo1') !== BigInt(MSR_EXITINFO1.RDMSR);
   if (write && x.missing('rax', 'rdx')) return;
-  const msr = Number(g.get('rcx') & 0xffff_ffffn);
+  const msr = Number(x.get('rcx') & 0xffff_ffffn);
   const msrs = platformOf(x.vm).msrs[x.hv.vcpu.apicId];
   if (msrs === undefined) {
     x.exception(VECTOR.GP);
@@ -20,7 +19,7 @@ export function msrExit(x: GhcbExit): void {
   }
   const tsc = x.vm.machine.tsc;
   if (write) {
-    const value = ((g.get('rdx') & 0xffff_ffffn) << 32n) | (g.get('rax') & 0xffff_ffffn);
+    const value = ((x.get('rdx') & 0xffff_ffffn) << 32n) | (x.get('rax') & 0xffff_ffffn);
     if (msr === MSR.TSC) msrs.tscOffset = value - tsc;
     else if (!msrs.write(msr, value)) {
       x.exception(VECTOR.GP);
