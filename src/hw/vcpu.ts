@@ -100,6 +100,8 @@ export class Vcpu {
   /** Guest memory, written only by #VMEXIT (which marks the VMSA page it stores to). */
   private readonly bytes: Uint8Array;
   private readonly tracked: TrackedMemory | null;
+  /** Views of the VMSA pages this vCPU ran, so VMRUN's copy allocates nothing (a few per vCPU). */
+  private readonly vmsaPages = new Map<number, Uint8Array>();
 
   constructor(
     readonly apicId: number,
@@ -138,7 +140,13 @@ export class Vcpu {
         `page 0x${vmsaGpa.toString(16)} is not a validated VMSA page in the RMP`,
       );
     }
-    this.context.set(this.bytes.subarray(vmsaGpa, vmsaGpa + VMSA_SIZE));
+    let page = this.vmsaPages.get(vmsaGpa);
+    if (page === undefined) {
+      if (this.vmsaPages.size >= 16) this.vmsaPages.clear();
+      page = this.bytes.subarray(vmsaGpa, vmsaGpa + VMSA_SIZE);
+      this.vmsaPages.set(vmsaGpa, page);
+    }
+    this.context.set(page);
     const view = this.view;
     if ((view.getBigUint64(VMSA_AT.efer, true) & EFER_SVME) === 0n) {
       throw new VmrunError(`the VMSA at 0x${vmsaGpa.toString(16)} has EFER.SVME clear`);

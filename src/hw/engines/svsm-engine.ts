@@ -99,6 +99,12 @@ class Vmpl0Cpu implements Vmpl0 {
 
   /** Translates one access or throws the CPU fault; NPFs go to the host first. */
   gpa(va: number, access: Access): number {
+    const t = this.mmu.translate(this.paging, va, access, 0, 0);
+    return t.fault === FAULT_NONE ? t.gpa : this.gpaAfterFault(va, access);
+  }
+
+  /** `gpa` once the first translation faulted: the NPF goes to the host, and the access retries. */
+  private gpaAfterFault(va: number, access: Access): number {
     for (let attempt = 0; ; attempt++) {
       const t = this.mmu.translate(this.paging, va, access, 0, 0);
       if (t.fault === FAULT_NONE) return t.gpa;

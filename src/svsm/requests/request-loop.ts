@@ -9,9 +9,9 @@ import {
   SvsmProtocol,
   SVSM_VA,
   SvsmResult,
+  SVSM_CALL_RAX,
   VMSA,
   decodeMsrProtocol,
-  decodeSvsmCallRax,
   msrApResetHoldRequest,
   msrRunVmplRequest,
   type Vmpl0,
@@ -36,6 +36,12 @@ const AT_RCX = VMSA.offset('rcx');
 const AT_RDX = VMSA.offset('rdx');
 const AT_R8 = VMSA.offset('r8');
 const AT_EXIT_CODE = VMSA.offset('guestExitCode');
+/** RAX's call and protocol fields (SVSM_CALL_RAX) are its 32-bit halves: read without a bigint. */
+const AT_RAX_CALL = AT_RAX + SVSM_CALL_RAX.specs.call.lo / 8;
+const AT_RAX_PROTOCOL = AT_RAX + SVSM_CALL_RAX.specs.protocol.lo / 8;
+if (SVSM_CALL_RAX.specs.call.width !== 32 || SVSM_CALL_RAX.specs.protocol.width !== 32) {
+  throw new Error('request-loop.ts: SVSM_CALL_RAX is no longer two 32-bit halves');
+}
 
 /** SNP_RUN_VMPL requests for VMPL0..3, encoded once (one per call). */
 const RUN_VMPL_REQUESTS: readonly bigint[] = [0, 1, 2, 3].map(msrRunVmplRequest);
@@ -61,7 +67,8 @@ export function serviceGuest(k: Kernel, cpu: Vmpl0, pc: PerCpu): void {
     throw e;
   }
   if (pending !== 1) return;
-  const { protocol, call } = decodeSvsmCallRax(cpu.readU64(vmsa + AT_RAX));
+  const protocol = cpu.readU32(vmsa + AT_RAX_PROTOCOL);
+  const call = cpu.readU32(vmsa + AT_RAX_CALL);
   const c: SvsmCall = {
     k,
     cpu,
