@@ -27,7 +27,8 @@ export type HandleKind =
   | 'policySession'
   | 'objectOrNull'
   | 'entityOrNull'
-  | 'context';
+  | 'context'
+  | 'sequence';
 
 export interface HandleSpec {
   readonly kind: HandleKind;
@@ -127,6 +128,13 @@ export function resolveHandle(m: TpmMachine, kind: HandleKind, h: number, n: num
       if (type === HT.NV_INDEX) return nvOf(m, h);
       if (type === HT.PCR) return pcrOf(h);
       return objectOf(m, h, n);
+    case 'sequence': {
+      // TPMI_DH_OBJECT naming a sequence object (SequenceUpdate, SequenceComplete, ...).
+      if (type !== HT.TRANSIENT) fail(RC.HANDLE);
+      const seq = m.sequences.get(h);
+      if (seq === undefined) fail(m.objects.has(h) ? RC.MODE : RC.REFERENCE_H0 + n - 1);
+      return { kind: 'sequence', handle: h, seq };
+    }
     case 'context': {
       if (type === HT.HMAC_SESSION || type === HT.POLICY_SESSION) {
         const s = m.loadedSession(h);

@@ -2,7 +2,7 @@
 // authValues and policies, hierarchy enables, dictionary-attack protection, the clock, tickets
 // and saved contexts. Commands (commands/*.ts) act on a TpmMachine; dispatch.ts drives them.
 
-import { randomBytes } from 'node:crypto';
+import { randomBytes, type Hash, type Hmac } from 'node:crypto';
 import { ALG, HT, LIMITS, NVA, OA, RC, RH } from './constants.js';
 import {
   aesCfbDecrypt,
@@ -29,7 +29,23 @@ export type Entity =
   | { kind: 'pcr'; handle: number }
   | { kind: 'object'; handle: number; obj: TpmObject }
   | { kind: 'nv'; handle: number; nv: NvIndex }
-  | { kind: 'session'; handle: number; session: Session };
+  | { kind: 'session'; handle: number; session: Session }
+  | { kind: 'sequence'; handle: number; seq: HashSequence };
+
+/**
+ * A hash, HMAC or event sequence object (Part 1, 32; Part 3, 17): a transient handle whose state
+ * is the running hash. Not saved by ContextSave (the tools never save one).
+ */
+export interface HashSequence {
+  readonly type: 'hash' | 'hmac' | 'event';
+  /** The hash of a hash or HMAC sequence (ALG_NULL for an event sequence). */
+  readonly hashAlg: number;
+  readonly authValue: Uint8Array;
+  /** Running state: one hash for a hash sequence, one per PCR bank for an event sequence. */
+  readonly hashes: ReadonlyMap<number, Hash | Hmac>;
+  /** The first bytes of the data (up to 4), to refuse a ticket for TPM_GENERATED_VALUE data. */
+  firstBytes: Uint8Array;
+}
 
 export interface TpmOptions {
   /** The persistent state to start from; a fresh TPM is manufactured when absent. */
@@ -56,6 +72,8 @@ export class TpmMachine {
   // ---- per-boot state (lost at power off) ----
   pcrs = new PcrBanks();
   readonly objects = new Map<number, TpmObject>();
+  /** Hash, HMAC and event sequences: transient handles sharing the objects' slots. */
+  readonly sequences = new Map<number, HashSequence>();
   readonly sessions = new Map<number, Session>();
   platformAuth: Uint8Array = new Uint8Array(0);
   platformPolicy = { alg: ALG.NULL as number, digest: new Uint8Array(0) };
@@ -189,6 +207,10 @@ export class TpmMachine {
         return e.obj.name;
       case 'nv':
         return nvName(e.nv);
+      case 'sequence':
+        // A sequence object's Name is empty: ESYS puts nothing for it into cpHash (checked with
+        // tpm2_hmac and tpm2_pcrevent, whose HMAC sessions cover a sequence handle).
+        return new Uint8Array(0);
       default:
         return handleBytes(e.handle);
     }
@@ -200,6 +222,8 @@ export class TpmMachine {
         return trimAuth(e.obj.sensitive.authValue);
       case 'nv':
         return trimAuth(e.nv.authValue);
+      case 'sequence':
+        return trimAuth(e.seq.authValue);
       case 'permanent':
         switch (e.handle) {
           case RH.OWNER:
@@ -308,7 +332,7 @@ export class TpmMachine {
   allocateObjectHandle(): number {
     for (let i = 0; i < LIMITS.TRANSIENT_SLOTS; i++) {
       const h = (0x80000000 + i) >>> 0;
-      if (!this.objects.has(h)) return h;
+      if (!this.objects.has(h) && !this.sequences.has(h)) return h;
     }
     return fail(RC.OBJECT_MEMORY);
   }
@@ -411,6 +435,7 @@ export class TpmMachine {
   init(): void {
     this.started = false;
     this.objects.clear();
+    this.sequences.clear();
     this.sessions.clear();
     this.pcrs = new PcrBanks();
   }

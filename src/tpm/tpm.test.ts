@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { createHash, createHmac } from 'node:crypto';
 import fc from 'fast-check';
 import { ALG, CC, RC, RH, SE, ST, SU } from './constants.js';
 import { bytesToHex, hexToBytes } from './hex.js';
@@ -41,7 +42,7 @@ function pwCmd(
   cc: number,
   handles: number[],
   params: (w: Writer) => void,
-  password = new Uint8Array(0),
+  password: Uint8Array = new Uint8Array(0),
 ): Uint8Array {
   return cmd(
     cc,
@@ -345,5 +346,119 @@ describe('marshalling round trips', () => {
     other[7] = 2;
     expect(() => parseState(other)).toThrow(/version 2/);
     expect(() => parseState(blob.subarray(0, 50))).toThrow(/truncated/);
+  });
+});
+
+describe('hash, HMAC and event sequences (Part 3, 17)', () => {
+  const chunks = [new Uint8Array(1024).fill(1), new Uint8Array(1024).fill(2), hexToBytes('0304')];
+  const all = new Uint8Array(Buffer.concat(chunks));
+  const handleOf = (r: Uint8Array): number => new DataView(r.buffer, r.byteOffset).getUint32(10);
+  /** The first TPM2B of a response with sessions (after the parameterSize field). */
+  const firstB2 = (r: Uint8Array): Reader => {
+    const rd = new Reader(r, 14);
+    return rd;
+  };
+
+  function feed(tpm: Tpm, seq: number, password: Uint8Array = new Uint8Array(0)): void {
+    for (const c of chunks.slice(0, -1)) {
+      expect(rc(tpm.execute(pwCmd(CC.SequenceUpdate, [seq], (w) => w.b2(c), password)))).toBe(
+        RC.SUCCESS,
+      );
+    }
+  }
+
+  it('a hash sequence gives the digest of all its data and a hashcheck ticket', () => {
+    const tpm = started();
+    const start = tpm.execute(
+      cmd(CC.HashSequenceStart, (w) => w.b2(new Uint8Array(0)).u16(ALG.SHA256)),
+    );
+    expect(rc(start)).toBe(RC.SUCCESS);
+    const seq = handleOf(start);
+    feed(tpm, seq);
+    const done = tpm.execute(
+      pwCmd(CC.SequenceComplete, [seq], (w) => w.b2(chunks[2]!).u32(RH.OWNER)),
+    );
+    expect(rc(done)).toBe(RC.SUCCESS);
+    const r = firstB2(done);
+    expect(bytesToHex(r.b2())).toBe(createHash('sha256').update(all).digest('hex'));
+    expect(r.u16()).toBe(ST.HASHCHECK);
+    expect(r.u32()).toBe(RH.OWNER);
+    expect(r.b2().length).toBe(32);
+    // The sequence is gone once complete.
+    expect(rc(tpm.execute(pwCmd(CC.SequenceUpdate, [seq], (w) => w.b2(chunks[0]!))))).toBe(
+      RC.REFERENCE_H0,
+    );
+  });
+
+  it('an HMAC sequence is keyed by the HMAC key and authorized by the sequence auth', () => {
+    const tpm = started();
+    const key = hexToBytes('00112233445566778899aabbccddeeff');
+    const template = hexToBytes('0008' + '000b' + '00040052' + '0000' + '0005000b' + '0000');
+    const primary = tpm.execute(
+      pwCmd(CC.CreatePrimary, [RH.OWNER], (w) => {
+        w.sized((s) => s.b2(new Uint8Array(0)).b2(key));
+        w.b2(template).b2(new Uint8Array(0)).u32(0);
+      }),
+    );
+    expect(rc(primary)).toBe(RC.SUCCESS);
+    const password = hexToBytes('616263');
+    const start = tpm.execute(
+      pwCmd(CC.HMAC_Start, [handleOf(primary)], (w) => w.b2(password).u16(ALG.NULL)),
+    );
+    expect(rc(start)).toBe(RC.SUCCESS);
+    const seq = handleOf(start);
+    expect(rc(tpm.execute(pwCmd(CC.SequenceUpdate, [seq], (w) => w.b2(chunks[0]!))))).toBe(
+      0x9a2, // BAD_AUTH on session 1: sequences are not DA-protected
+    );
+    feed(tpm, seq, password);
+    const done = tpm.execute(
+      pwCmd(CC.SequenceComplete, [seq], (w) => w.b2(chunks[2]!).u32(RH.NULL), password),
+    );
+    expect(rc(done)).toBe(RC.SUCCESS);
+    const r = firstB2(done);
+    expect(bytesToHex(r.b2())).toBe(createHmac('sha256', key).update(all).digest('hex'));
+    expect([r.u16(), r.u32(), r.b2().length]).toEqual([ST.HASHCHECK, RH.NULL, 0]);
+  });
+
+  it('an event sequence extends every bank of a PCR; SequenceComplete refuses it', () => {
+    const tpm = started();
+    const start = tpm.execute(
+      cmd(CC.HashSequenceStart, (w) => w.b2(new Uint8Array(0)).u16(ALG.NULL)),
+    );
+    const seq = handleOf(start);
+    feed(tpm, seq);
+    expect(
+      rc(tpm.execute(pwCmd(CC.SequenceComplete, [seq], (w) => w.b2(chunks[2]!).u32(RH.NULL)))),
+    ).toBe(RC.MODE + 0x100);
+    const twoPw = cmd(
+      CC.EventSequenceComplete,
+      (w) => {
+        w.u32(16).u32(seq);
+        const one = marshal((a) => a.u32(RH.PW).b2(new Uint8Array(0)).u8(1).b2(new Uint8Array(0)));
+        w.u32(2 * one.length)
+          .bytes(one)
+          .bytes(one);
+        w.b2(chunks[2]!);
+      },
+      ST.SESSIONS,
+    );
+    const done = tpm.execute(twoPw);
+    expect(rc(done)).toBe(RC.SUCCESS);
+    const r = new Reader(done, 14);
+    expect(r.u32()).toBe(3);
+    const digests = new Map<number, string>();
+    for (let i = 0; i < 3; i++) {
+      const alg = r.u16();
+      digests.set(alg, bytesToHex(r.bytes(alg === ALG.SHA1 ? 20 : alg === ALG.SHA256 ? 32 : 48)));
+    }
+    expect(digests.get(ALG.SHA256)).toBe(createHash('sha256').update(all).digest('hex'));
+    expect(digests.get(ALG.SHA1)).toBe(createHash('sha1').update(all).digest('hex'));
+    const pcr = tpm.execute(
+      cmd(CC.PCR_Read, (w) => w.u32(1).u16(ALG.SHA256).u8(3).bytes(hexToBytes('000001'))),
+    );
+    const expected = createHash('sha256')
+      .update(Buffer.concat([Buffer.alloc(32), createHash('sha256').update(all).digest()]))
+      .digest('hex');
+    expect(bytesToHex(pcr.subarray(pcr.length - 32))).toBe(expected);
   });
 });

@@ -141,7 +141,7 @@ function variableProperties(m: TpmMachine): Map<number, number> {
     [PT.HR_LOADED_AVAIL, LIMITS.SESSION_SLOTS - m.sessions.size],
     [PT.HR_ACTIVE, m.sessions.size],
     [PT.HR_ACTIVE_AVAIL, LIMITS.SESSION_SLOTS - m.sessions.size],
-    [PT.HR_TRANSIENT_AVAIL, LIMITS.TRANSIENT_SLOTS - m.objects.size],
+    [PT.HR_TRANSIENT_AVAIL, LIMITS.TRANSIENT_SLOTS - m.objects.size - m.sequences.size],
     [PT.HR_PERSISTENT, s.persistentObjects.length],
     [PT.HR_PERSISTENT_AVAIL, LIMITS.PERSISTENT_MAX - s.persistentObjects.length],
     [PT.NV_COUNTERS, counters],

@@ -115,7 +115,7 @@ export const contextCommands: CommandDef[] = [
     run(m, _h, [handle]) {
       const type = handle >>> 24;
       if (type === HT.TRANSIENT) {
-        if (!m.objects.delete(handle)) fail(rcParam(RC.HANDLE, 1));
+        if (!m.objects.delete(handle) && !m.sequences.delete(handle)) fail(rcParam(RC.HANDLE, 1));
         return;
       }
       if (isSessionHandle(handle)) {

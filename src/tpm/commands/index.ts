@@ -7,6 +7,7 @@ import { hierarchyCommands } from './hierarchy.js';
 import { nvCommands } from './nv.js';
 import { objectCommands } from './object.js';
 import { pcrCommands } from './pcr.js';
+import { sequenceCommands } from './sequence.js';
 import { sessionCommands } from './session.js';
 import { signCommands } from './sign.js';
 import { startupCommands } from './startup.js';
@@ -16,6 +17,7 @@ list.push(
   ...startupCommands,
   ...capabilityCommands(() => list),
   ...pcrCommands,
+  ...sequenceCommands,
   ...objectCommands,
   ...contextCommands,
   ...sessionCommands,

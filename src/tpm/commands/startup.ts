@@ -27,6 +27,7 @@ export const startupCommands: CommandDef[] = [
       }
       m.safe = s.orderly !== 'none';
       m.objects.clear();
+      m.sequences.clear();
       m.sessions.clear();
       m.platformAuth = new Uint8Array(0);
       m.platformPolicy = { alg: 0x0010, digest: new Uint8Array(0) };
