@@ -112,6 +112,10 @@ export class Mmu {
   private readonly tlbVpn = new Float64Array(TLB_SIZE).fill(-1);
   private readonly tlbPage = new Float64Array(TLB_SIZE);
   private readonly tlbFlags = new Uint8Array(TLB_SIZE);
+  /** The flush generation each entry was filled in: a flush only advances `generation`. */
+  private readonly tlbGeneration = new Uint32Array(TLB_SIZE);
+  private readonly tlb2mGeneration = new Uint32Array(TLB_2M_SIZE);
+  private generation = 1;
   /** 2 MiB translations, as the CPU caches them: 2 MiB virtual page number, physical base, flags. */
   private readonly tlb2mVpn = new Float64Array(TLB_2M_SIZE).fill(-1);
   private readonly tlb2mBase = new Float64Array(TLB_2M_SIZE);
@@ -150,8 +154,13 @@ export class Mmu {
   }
 
   flush(): void {
-    this.tlbVpn.fill(-1);
-    this.tlb2mVpn.fill(-1);
+    this.generation = (this.generation + 1) >>> 0;
+    if (this.generation === 0) {
+      // After 2^32 flushes, old generations could match again: empty the TLB for real.
+      this.tlbVpn.fill(-1);
+      this.tlb2mVpn.fill(-1);
+      this.generation = 1;
+    }
     this.tableDepCount = 0;
     this.tableDepsOverflow = false;
   }
@@ -246,13 +255,22 @@ export class Mmu {
     const i = tlbIndex(vpn);
     let page: number;
     let flags: number;
-    if (this.tlbVpn[i] === vpn && this.tlbFlags[i]! >>> TLB_VMPL_SHIFT === vmpl) {
+    const gen = this.generation;
+    if (
+      this.tlbVpn[i] === vpn &&
+      this.tlbGeneration[i] === gen &&
+      this.tlbFlags[i]! >>> TLB_VMPL_SHIFT === vmpl
+    ) {
       page = this.tlbPage[i]!;
       flags = this.tlbFlags[i]!;
     } else {
       const vpn2m = Math.floor(vpn / PAGES_PER_2M);
       const j = tlbIndex(vpn2m) & (TLB_2M_SIZE - 1);
-      if (this.tlb2mVpn[j] === vpn2m && this.tlb2mFlags[j]! >>> TLB_VMPL_SHIFT === vmpl) {
+      if (
+        this.tlb2mVpn[j] === vpn2m &&
+        this.tlb2mGeneration[j] === gen &&
+        this.tlb2mFlags[j]! >>> TLB_VMPL_SHIFT === vmpl
+      ) {
         page = this.tlb2mBase[j]! + (vpn % PAGES_PER_2M) * PAGE_SIZE;
         flags = this.tlb2mFlags[j]!;
       } else {
@@ -263,10 +281,12 @@ export class Mmu {
           this.tlb2mVpn[j] = vpn2m;
           this.tlb2mBase[j] = page - (vpn % PAGES_PER_2M) * PAGE_SIZE;
           this.tlb2mFlags[j] = flags;
+          this.tlb2mGeneration[j] = gen;
         } else {
           this.tlbVpn[i] = vpn;
           this.tlbPage[i] = page;
           this.tlbFlags[i] = flags;
+          this.tlbGeneration[i] = gen;
         }
       }
     }
