@@ -4,7 +4,7 @@
 // allocates nothing. Virtual addresses are numbers below 2^53 (ARCHITECTURE: the SVSM lives in the
 // lower canonical half); the x86 engine will add its own 64-bit front end.
 
-import { CR0, CR4, EFER, PTE } from '../arch/index.js';
+import { CR0, CR4, EFER, PTE, RMP_ASSIGNED, RMP_VALIDATED } from '../arch/index.js';
 import { PAGE_SIZE, type PhysicalMemory } from './memory.js';
 import { type Access, ACCESS, RMP_OK, RMP_VC_NOT_VALIDATED, type Rmp } from './rmp.js';
 import { TrackedMemory, writerBytes } from './tracked-memory.js';
@@ -89,6 +89,8 @@ const TLB_U = 4;
 const TLB_X = 8;
 /** The VMPL the walk was made for sits above the flags: a walk checked for one VMPL serves only it. */
 const TLB_VMPL_SHIFT = 4;
+/** RMP entry bits that let VMPL0 make any private access to a page. */
+const RMP_PRIVATE_OK = RMP_ASSIGNED | RMP_VALIDATED;
 /** Entries of the direct-mapped TLB (a power of two). */
 const TLB_SIZE = 512;
 /** Entries of the direct-mapped TLB of 2 MiB translations (a power of two). */
@@ -137,6 +139,7 @@ export class Mmu {
   readonly result: Translation = { fault: FAULT_NONE, gpa: 0, errorCode: 0 };
   private readonly cBitHi: number;
   private readonly addrMaskHi: number;
+  private readonly rmpEntries: Uint32Array;
 
   constructor(
     private readonly memory: PhysicalMemory,
@@ -147,6 +150,7 @@ export class Mmu {
     const bytes = writerBytes(memory);
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.tracked = memory instanceof TrackedMemory ? memory : null;
+    this.rmpEntries = rmp.entries;
     this.cBitHi = 1 << (cBit - 32);
     // Physical address bits 51:32 of an entry, without the C-bit.
     this.addrMaskHi = 0xfffff & ~this.cBitHi;
@@ -271,7 +275,7 @@ export class Mmu {
         this.tlb2mGeneration[j] === gen &&
         this.tlb2mFlags[j]! >>> TLB_VMPL_SHIFT === vmpl
       ) {
-        page = this.tlb2mBase[j]! + (vpn % PAGES_PER_2M) * PAGE_SIZE;
+        page = this.tlb2mBase[j]! + (vpn - vpn2m * PAGES_PER_2M) * PAGE_SIZE;
         flags = this.tlb2mFlags[j]!;
       } else {
         if (!this.walk(regs, va, access, cpl, vmpl)) return r;
@@ -279,7 +283,7 @@ export class Mmu {
         flags = this.walkFlags;
         if (this.walk2m) {
           this.tlb2mVpn[j] = vpn2m;
-          this.tlb2mBase[j] = page - (vpn % PAGES_PER_2M) * PAGE_SIZE;
+          this.tlb2mBase[j] = page - (vpn - vpn2m * PAGES_PER_2M) * PAGE_SIZE;
           this.tlb2mFlags[j] = flags;
           this.tlb2mGeneration[j] = gen;
         } else {
@@ -305,9 +309,15 @@ export class Mmu {
           (access === ACCESS.EXECUTE ? PF_ID : 0),
       );
     }
-    const gpa = page + (va % PAGE_SIZE);
-    const f = this.rmpCheck(gpa, (flags & TLB_C) !== 0, vmpl, cpl, access);
-    if (f !== null) return f;
+    // va - vpn * PAGE_SIZE is va % PAGE_SIZE without a floating-point modulo (va exceeds 32 bits).
+    const gpa = page + (va - vpn * PAGE_SIZE);
+    // The RMP check's commonest outcome inline (what Rmp.check answers for a private access from
+    // VMPL0 to a validated page); every other case takes the full check.
+    const e = vmpl === 0 && (flags & TLB_C) !== 0 ? this.rmpEntries[page / PAGE_SIZE] : undefined;
+    if (e === undefined || (e & RMP_PRIVATE_OK) !== RMP_PRIVATE_OK) {
+      const f = this.rmpCheck(gpa, (flags & TLB_C) !== 0, vmpl, cpl, access);
+      if (f !== null) return f;
+    }
     r.fault = FAULT_NONE;
     r.gpa = gpa;
     return r;
@@ -353,7 +363,7 @@ export class Mmu {
       (access === ACCESS.EXECUTE ? PF_ID : 0);
     for (let level = 4; level >= 1; level--) {
       const shift = 12 + 9 * (level - 1);
-      const index = Math.floor(va / pow2(shift)) % 512;
+      const index = Math.floor(va / pow2(shift)) & 511;
       const entryGpa = table + index * 8;
       const f = this.rmpCheck(entryGpa, tableC, vmpl, 0, ACCESS.READ);
       if (f !== null) return false;

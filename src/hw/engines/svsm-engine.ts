@@ -53,6 +53,11 @@ export class SvsmLoadError extends Error {
 
 const ZERO_PAGE = Buffer.alloc(PAGE_SIZE);
 
+/** `va % PAGE_SIZE` without a floating-point modulo (SVSM addresses exceed 32 bits). */
+function pageOffset(va: number): number {
+  return va - Math.floor(va / PAGE_SIZE) * PAGE_SIZE;
+}
+
 /** True when bytes[at, at+n) are all zero (n at most a page). */
 function isZero(bytes: Uint8Array, at: number, n: number): boolean {
   return Buffer.from(bytes.buffer, bytes.byteOffset + at, n).equals(ZERO_PAGE.subarray(0, n));
@@ -136,7 +141,7 @@ class Vmpl0Cpu implements Vmpl0 {
     let done = 0;
     while (done < length) {
       const at = va + done;
-      const n = Math.min(length - done, PAGE_SIZE - (at % PAGE_SIZE));
+      const n = Math.min(length - done, PAGE_SIZE - pageOffset(at));
       const pa = this.gpa(at, ACCESS.READ);
       out.set(this.bytes.subarray(pa, pa + n), done);
       done += n;
@@ -148,7 +153,7 @@ class Vmpl0Cpu implements Vmpl0 {
     let done = 0;
     while (done < data.length) {
       const at = va + done;
-      const n = Math.min(data.length - done, PAGE_SIZE - (at % PAGE_SIZE));
+      const n = Math.min(data.length - done, PAGE_SIZE - pageOffset(at));
       const pa = this.gpa(at, ACCESS.WRITE);
       this.bytes.set(data.subarray(done, done + n), pa);
       this.memory.markWritten(pa, n);
@@ -160,7 +165,7 @@ class Vmpl0Cpu implements Vmpl0 {
     let done = 0;
     while (done < length) {
       const at = va + done;
-      const n = Math.min(length - done, PAGE_SIZE - (at % PAGE_SIZE));
+      const n = Math.min(length - done, PAGE_SIZE - pageOffset(at));
       const pa = this.gpa(at, ACCESS.WRITE);
       // Storing zeros over zeros changes nothing; skipping them spares the host from committing
       // untouched memory (a 2 GiB validation would otherwise fault in every page). A page no one
@@ -175,7 +180,7 @@ class Vmpl0Cpu implements Vmpl0 {
 
   /** Physical address for an aligned-or-not scalar access that may straddle pages. */
   private scalar(va: number, size: number, access: Access): number {
-    if (va % PAGE_SIZE <= PAGE_SIZE - size) return this.gpa(va, access);
+    if (pageOffset(va) <= PAGE_SIZE - size) return this.gpa(va, access);
     return -1;
   }
 
@@ -412,7 +417,7 @@ export class SvsmEngine implements Engine {
       const out = new Uint8Array(n);
       for (let done = 0; done < n;) {
         const at = va + done;
-        const k = Math.min(n - done, PAGE_SIZE - (at % PAGE_SIZE));
+        const k = Math.min(n - done, PAGE_SIZE - pageOffset(at));
         const pa = cpu.gpa(at, ACCESS.EXECUTE);
         out.set(
           this.machine
