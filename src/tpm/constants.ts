@@ -123,6 +123,7 @@ export const CC = {
   NV_ReadPublic: 0x169,
   PolicyAuthValue: 0x16b,
   PolicyCommandCode: 0x16c,
+  PolicyOR: 0x171,
   ReadPublic: 0x173,
   RSA_Encrypt: 0x174,
   StartAuthSession: 0x176,

@@ -462,3 +462,31 @@ describe('hash, HMAC and event sequences (Part 3, 17)', () => {
     expect(bytesToHex(pcr.subarray(pcr.length - 32))).toBe(expected);
   });
 });
+
+describe('PolicyOR (Part 3, 23.6)', () => {
+  const a = new Uint8Array(32).fill(0xaa);
+  const b = new Uint8Array(32).fill(0xbb);
+  const orCmd = (s: number, list: Uint8Array[]): Uint8Array =>
+    cmd(CC.PolicyOR, (w) => {
+      w.u32(s).u32(list.length);
+      for (const d of list) w.b2(d);
+    });
+
+  it('a trial session takes H(zeros || TPM_CC_PolicyOR || digests) whatever its digest was', () => {
+    const tpm = started();
+    const s = startTrial(tpm);
+    expect(rc(tpm.execute(cmd(CC.PolicyAuthValue, (w) => w.u32(s))))).toBe(RC.SUCCESS);
+    expect(rc(tpm.execute(orCmd(s, [a, b])))).toBe(RC.SUCCESS);
+    const expected = createHash('sha256')
+      .update(Buffer.concat([Buffer.alloc(32), Buffer.from('00000171', 'hex'), a, b]))
+      .digest('hex');
+    expect(policyDigest(tpm, s)).toBe(expected);
+  });
+
+  it('fewer than two or more than eight digests is TPM_RC_SIZE on parameter 1', () => {
+    const tpm = started();
+    const s = startTrial(tpm);
+    expect(rc(tpm.execute(orCmd(s, [a])))).toBe(0x1d5);
+    expect(rc(tpm.execute(orCmd(s, new Array<Uint8Array>(9).fill(a))))).toBe(0x1d5);
+  });
+});

@@ -1,8 +1,8 @@
 // NV storage (Part 3, section 31): NV_DefineSpace, NV_UndefineSpace, NV_ReadPublic, NV_Write,
-// NV_Read, NV_Increment.
+// NV_Extend, NV_Read, NV_Increment.
 
 import { CC, LIMITS, NT, NVA, RC, RH } from '../constants.js';
-import { digestSize } from '../crypto.js';
+import { digestSize, hash } from '../crypto.js';
 import { fail, rcHandle, rcParam } from '../errors.js';
 import { nvName, type Entity, type TpmMachine } from '../machine.js';
 import { b2, params, u16 } from '../marshal.js';
@@ -140,6 +140,25 @@ export const nvCommands: CommandDef[] = [
       if (has(a, NVA.WRITEALL) && (offset !== 0 || data.length !== nv.public.dataSize))
         fail(RC.NV_RANGE);
       nv.data.set(data, offset);
+      markWritten(m, nv);
+    },
+  }),
+  command({
+    cc: CC.NV_Extend,
+    name: 'NV_Extend',
+    handles: [{ kind: 'nvAuth', auth: 'USER' }, { kind: 'nvIndex' }],
+    decrypt: true,
+    nv: true,
+    parse: (r) => params<[Uint8Array]>(r, b2(LIMITS.NV_BUFFER_MAX)),
+    run(m, [auth, e], [data], _out, ctx) {
+      const nv = nvOf(e);
+      checkAccess(auth!, nv, ctx, true);
+      const a = nv.public.attributes;
+      if (has(a, NVA.WRITELOCKED)) fail(RC.NV_LOCKED);
+      if (typeOf(a) !== NT.EXTEND) fail(RC.ATTRIBUTES);
+      // An extend index starts from zeros: value ← H_nameAlg(value || data) (Part 3, 31.7).
+      const old = has(a, NVA.WRITTEN) ? nv.data : new Uint8Array(nv.public.dataSize);
+      nv.data.set(hash(nv.public.nameAlg, old, data));
       markWritten(m, nv);
     },
   }),

@@ -72,6 +72,15 @@ function policySession(e: Entity | undefined): Session {
   return e.session;
 }
 
+/** TPML_DIGEST as PolicyOR takes it: two to eight digests (Part 2, 10.9.2), else TPM_RC_SIZE. */
+function readPolicyOrList(r: Reader): Uint8Array[] {
+  const count = r.u32();
+  if (count < 2 || count > 8) fail(RC.SIZE);
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < count; i++) out.push(r.b2(LIMITS.MAX_DIGEST));
+  return out;
+}
+
 /** policyDigest ← H(policyDigest || parts...) */
 function extendPolicy(s: Session, ...parts: Uint8Array[]): void {
   s.policyDigest = hash(s.authHash, s.policyDigest, ...parts);
@@ -217,6 +226,25 @@ export const sessionCommands: CommandDef[] = [
       s.policyDigest = hash(s.authHash, inner, policyRef);
       // No timeout and a NULL ticket: the authorization is not exported (expiration 0).
       out.b2(new Uint8Array(0)).u16(ST.AUTH_SECRET).u32(RH.NULL).b2(new Uint8Array(0));
+    },
+  }),
+  command({
+    cc: CC.PolicyOR,
+    name: 'PolicyOR',
+    handles: [{ kind: 'policySession' }],
+    parse: (r) => params<[Uint8Array[]]>(r, readPolicyOrList),
+    run(_m, [e], [hashList]) {
+      const s = policySession(e);
+      // A real session must already satisfy one branch; a trial session takes the list as given
+      // (Part 3, 23.6).
+      if (s.type !== SE.TRIAL && !hashList.some((d) => equalBytes(d, s.policyDigest)))
+        fail(rcParam(RC.VALUE, 1));
+      s.policyDigest = hash(
+        s.authHash,
+        new Uint8Array(digestSize(s.authHash)),
+        u32be(CC.PolicyOR),
+        ...hashList,
+      );
     },
   }),
   command({
