@@ -68,6 +68,7 @@ describe('the host answers a guest that talks to it directly', () => {
         features.kind === 'hvFeaturesResponse' && GHCB_HV_FEATURES.describe(features.features),
       );
       seen.push(yield* msr(cpu, msrCpuidRequest(0x8000_001f, 1)));
+      seen.push(yield* msr(cpu, msrCpuidRequest(1, 2)));
       // A private page cannot be a GHCB; once shared it can.
       seen.push(yield* msr(cpu, msrRegisterGpaRequest(GHCB_GPA / 0x1000)));
       seen.push(yield* msr(cpu, msrPscRequest(GHCB_GPA / 0x1000, PSC_OP.SHARED)));
@@ -85,9 +86,13 @@ describe('the host answers a guest that talks to it directly', () => {
     const cpuid = seen[2] as { kind: string; value: number };
     expect(cpuid.kind).toBe('cpuidResponse');
     expect(cpuid.value & 0x3f).toBe(51);
-    expect(seen[3]).toMatchObject({ kind: 'registerGpaResponse', gfn: 0xf_ffff_ffff_ffff });
-    expect(seen[4]).toEqual({ kind: 'pscResponse', error: 0 });
-    expect(seen[5]).toEqual({ kind: 'registerGpaResponse', gfn: GHCB_GPA / 0x1000 });
+    // The virtual CPU hides XSAVE (leaf 1 ECX bit 26), through the MSR protocol as everywhere.
+    const leaf1 = seen[3] as { kind: string; value: number };
+    expect(leaf1.kind).toBe('cpuidResponse');
+    expect((leaf1.value >>> 26) & 1).toBe(0);
+    expect(seen[4]).toMatchObject({ kind: 'registerGpaResponse', gfn: 0xf_ffff_ffff_ffff });
+    expect(seen[5]).toEqual({ kind: 'pscResponse', error: 0 });
+    expect(seen[6]).toEqual({ kind: 'registerGpaResponse', gfn: GHCB_GPA / 0x1000 });
   });
 
   it('answers hostile GHCB contents with the protocol errors and changes nothing', () => {

@@ -17,7 +17,7 @@ import {
 } from '../arch/index.js';
 import type { ExitDecision } from '../hw/engine.js';
 import { PAGE_SIZE } from '../hw/memory.js';
-import { platformCpuid } from '../hw/platform-cpuid.js';
+import { platformOf } from './devices/platform.js';
 import type { VmsaRunning } from '../hw/vcpu.js';
 import { changePageState } from './page-state.js';
 import type { HostVcpu, VmContext } from './vm-context.js';
@@ -67,7 +67,8 @@ export function handleMsrProtocol(
     case 'sevInfoRequest':
       return reply(msrSevInfoResponse(GHCB_PROTOCOL_MAX, GHCB_PROTOCOL_MIN, vm.machine.cBit));
     case 'cpuidRequest': {
-      const r = platformCpuid(vm.machine.asp.identity.product, m.fn, 0);
+      // The same virtual-CPU description the GHCB CPUID exit and the CPUID page come from.
+      const r = platformOf(vm).cpu.cpuid(m.fn, 0, 1n, 0n, vcpu.apicId);
       const value32 = [r.eax, r.ebx, r.ecx, r.edx][m.register]!;
       return reply(msrCpuidResponse(m.register, value32));
     }
