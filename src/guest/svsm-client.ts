@@ -23,6 +23,7 @@ import {
   guidToBytes,
   maxPvalidateEntries,
   msrRunVmplRequest,
+  msrRunVmplResponse,
   queryProtocolRcx,
   svsmCallRax,
   type PvalidateEntry,
@@ -61,6 +62,10 @@ export class SvsmCallError extends Error {
   override readonly name = 'SvsmCallError';
 }
 
+/** SNP_RUN_VMPL(0) and its success answer, encoded once (every call uses them). */
+const RUN_VMPL0_REQUEST = msrRunVmplRequest(0);
+const RUN_VMPL_OK = msrRunVmplResponse(0);
+
 export class SvsmClient {
   constructor(
     private readonly cpu: GuestCpu,
@@ -88,11 +93,12 @@ export class SvsmClient {
     cpu.writeRegister('r8', r8);
     cpu.write(this.caa, Uint8Array.of(1));
     const saved = cpu.rdmsr(MSR.GHCB);
-    cpu.wrmsr(MSR.GHCB, msrRunVmplRequest(0));
+    cpu.wrmsr(MSR.GHCB, RUN_VMPL0_REQUEST);
     yield* cpu.vmgexit();
-    const response = decodeMsrProtocol(cpu.rdmsr(MSR.GHCB));
+    const answer = cpu.rdmsr(MSR.GHCB);
     cpu.wrmsr(MSR.GHCB, saved);
-    if (response.kind !== 'runVmplResponse' || response.error !== 0) {
+    if (answer !== RUN_VMPL_OK) {
+      const response = decodeMsrProtocol(answer);
       throw new SvsmCallError(`the host refused to run VMPL0 (${response.kind})`);
     }
     if (cpu.read(this.caa, 1)[0] !== 0) throw new SvsmCallError('the SVSM left call_pending set');

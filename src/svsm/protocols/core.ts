@@ -37,9 +37,16 @@ const ISA_END = 0x100000;
 const VMPL_MAX = 3;
 
 /** The protocols and versions this SVSM offers (QUERY_PROTOCOL). */
-export const SUPPORTED_PROTOCOLS: ReadonlyMap<number, { min: number; max: number }> = new Map([
-  [SvsmProtocol.CORE, { min: 1, max: 1 }],
-  [SvsmProtocol.ATTEST, { min: 1, max: 1 }],
+/** A protocol's version range, with its QUERY_PROTOCOL answer (max << 32 | min) encoded once. */
+const offered = (min: number, max: number): { min: number; max: number; answer: bigint } => ({
+  min,
+  max,
+  answer: queryProtocolAnswer(min, max),
+});
+
+export const SUPPORTED_PROTOCOLS: ReadonlyMap<number, ReturnType<typeof offered>> = new Map([
+  [SvsmProtocol.CORE, offered(1, 1)],
+  [SvsmProtocol.ATTEST, offered(1, 1)],
 ]);
 
 export function coreProtocol(c: SvsmCall): number {
@@ -73,10 +80,7 @@ export function coreProtocol(c: SvsmCall): number {
 function queryProtocol(c: SvsmCall): number {
   const { protocol, version } = decodeQueryProtocolRcx(c.rcx);
   const p = SUPPORTED_PROTOCOLS.get(protocol);
-  c.rcx =
-    p !== undefined && version >= p.min && version <= p.max
-      ? queryProtocolAnswer(p.min, p.max)
-      : 0n;
+  c.rcx = p !== undefined && version >= p.min && version <= p.max ? p.answer : 0n;
   return SvsmResult.SUCCESS;
 }
 
