@@ -3,7 +3,7 @@
 // its type, IMI flag, VMPL1-3 permissions and GPA (reference/sev-snp-abi.md 1.1).
 
 import { hash } from 'node:crypto';
-import { hashPages } from './page-hasher.js';
+import { hashPagesInBackground, PARALLEL_MIN_PAGES } from './page-hasher.js';
 import {
   PAGE_INFO,
   PAGE_INFO_LENGTH,
@@ -34,12 +34,25 @@ export interface MeasuredPage {
   readonly vmplPerms?: readonly [number, number, number];
 }
 
+// PAGE_INFO offsets, read once from the layout (the chain is the launch's hot path).
+const O = {
+  digestCur: PAGE_INFO.offset('digestCur'),
+  contents: PAGE_INFO.offset('contents'),
+  pageType: PAGE_INFO.offset('pageType'),
+  imiPage: PAGE_INFO.offset('imiPage'),
+  vmpl1Perms: PAGE_INFO.offset('vmpl1Perms'),
+  vmpl2Perms: PAGE_INFO.offset('vmpl2Perms'),
+  vmpl3Perms: PAGE_INFO.offset('vmpl3Perms'),
+  gpa: PAGE_INFO.offset('gpa'),
+} as const;
+
 export class LaunchDigest {
   private ld: Uint8Array = new Uint8Array(DIGEST_SIZE);
-  private readonly info = PAGE_INFO.on(PAGE_INFO.alloc());
+  private readonly info = PAGE_INFO.alloc();
+  private readonly view = new DataView(this.info.buffer);
 
   constructor() {
-    this.info.set('length', PAGE_INFO_LENGTH);
+    PAGE_INFO.set(this.info, 'length', PAGE_INFO_LENGTH);
   }
 
   /** Chains one page into the digest. */
@@ -48,30 +61,45 @@ export class LaunchDigest {
       throw new RangeError(`page CONTENTS must be ${DIGEST_SIZE} bytes`);
     }
     const perms = p.vmplPerms ?? [0, 0, 0];
-    this.info
-      .set('digestCur', this.ld)
-      .set('contents', p.contents)
-      .set('pageType', p.type)
-      .set('imiPage', p.imi === true ? 1 : 0)
-      .set('vmpl1Perms', perms[0])
-      .set('vmpl2Perms', perms[1])
-      .set('vmpl3Perms', perms[2])
-      .set('gpa', BigInt(p.type === PAGE_TYPE.VMSA ? PAGE_INFO_VMSA_GPA : p.gpa));
-    this.ld = sha384(this.info.bytes);
+    const b = this.info;
+    b[O.pageType] = p.type;
+    b[O.imiPage] = p.imi === true ? 1 : 0;
+    b[O.vmpl1Perms] = perms[0];
+    b[O.vmpl2Perms] = perms[1];
+    b[O.vmpl3Perms] = perms[2];
+    this.chain(p.contents, p.type === PAGE_TYPE.VMSA ? PAGE_INFO_VMSA_GPA : p.gpa);
+  }
+
+  /** The chaining step with type and permissions already in place. */
+  private chain(contents: Uint8Array, gpa: number): void {
+    const b = this.info;
+    b.set(this.ld, O.digestCur);
+    b.set(contents, O.contents);
+    this.view.setUint32(O.gpa, gpa % 2 ** 32, true);
+    this.view.setUint32(O.gpa + 4, Math.floor(gpa / 2 ** 32), true);
+    this.ld = sha384(b);
   }
 
   /**
-   * Chains consecutive NORMAL pages starting at `gpa` (`bytes` a multiple of 4 KiB), hashing their
-   * contents in parallel where that pays off; the digest is the same as page by page.
+   * Chains consecutive NORMAL pages starting at `gpa` (`bytes` a multiple of 4 KiB; VMPL
+   * permissions 0). For long runs a helper thread hashes the second half of the pages while this
+   * one hashes and chains the first half; the digest is the same as page by page.
    */
   updateNormalPages(gpa: number, bytes: Uint8Array): void {
-    const contents = hashPages(bytes);
-    for (let i = 0; i < bytes.length / 0x1000; i++) {
-      this.update({
-        type: PAGE_TYPE.NORMAL,
-        gpa: gpa + i * 0x1000,
-        contents: contents.subarray(i * DIGEST_SIZE, (i + 1) * DIGEST_SIZE),
-      });
+    const count = bytes.length / 0x1000;
+    if (!Number.isInteger(count)) throw new RangeError('updateNormalPages takes whole 4 KiB pages');
+    const mine = count < PARALLEL_MIN_PAGES ? count : Math.ceil(count / 2);
+    const pending = mine < count ? hashPagesInBackground(bytes.subarray(mine * 0x1000)) : null;
+    const b = this.info;
+    b[O.pageType] = PAGE_TYPE.NORMAL;
+    b.fill(0, O.imiPage, O.vmpl3Perms + 1);
+    for (let i = 0; i < mine; i++) {
+      this.chain(sha384(bytes.subarray(i * 0x1000, (i + 1) * 0x1000)), gpa + i * 0x1000);
+    }
+    if (pending === null) return;
+    const rest = pending.wait();
+    for (let i = 0; i < pending.count; i++) {
+      this.chain(rest.subarray(i * DIGEST_SIZE, (i + 1) * DIGEST_SIZE), gpa + (mine + i) * 0x1000);
     }
   }
 

@@ -3,7 +3,6 @@
 // thread hashes half of them while this one hashes the other half. The result is exactly what
 // hashing each page in turn gives; only the wall time differs.
 
-import { hash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 
 const PAGE = 0x1000;
@@ -39,40 +38,29 @@ function helper(): Worker {
   return worker;
 }
 
-function hashRange(
-  bytes: Uint8Array,
-  first: number,
-  count: number,
-  out: Uint8Array,
-  outFirst: number,
-): void {
-  for (let i = 0; i < count; i++) {
-    const at = (first + i) * PAGE;
-    out.set(hash('sha384', bytes.subarray(at, at + PAGE), 'buffer'), (outFirst + i) * DIGEST);
-  }
+/** Hashes being computed by the helper thread; `wait()` returns them (48 bytes per page). */
+export interface PendingHashes {
+  readonly count: number;
+  wait(): Uint8Array;
 }
 
 /**
- * SHA-384 of each 4 KiB page of `bytes` (a multiple of 4 KiB), 48 bytes per page in order.
- * Large inputs are split with a helper thread; the call returns when all are done.
+ * Starts hashing the 4 KiB pages of `bytes` on the helper thread (the bytes are copied first, so
+ * the caller may go on using its buffer) and returns at once.
  */
-export function hashPages(bytes: Uint8Array): Uint8Array {
+export function hashPagesInBackground(bytes: Uint8Array): PendingHashes {
   if (bytes.length % PAGE !== 0) throw new RangeError('hashPages takes whole 4 KiB pages');
   const count = bytes.length / PAGE;
-  const out = new Uint8Array(count * DIGEST);
-  if (count < PARALLEL_MIN_PAGES) {
-    hashRange(bytes, 0, count, out, 0);
-    return out;
-  }
-  const mine = Math.ceil(count / 2);
-  const theirs = count - mine;
-  const pages = new SharedArrayBuffer(theirs * PAGE);
-  new Uint8Array(pages).set(bytes.subarray(mine * PAGE));
-  const results = new SharedArrayBuffer(theirs * DIGEST);
+  const pages = new SharedArrayBuffer(bytes.length);
+  new Uint8Array(pages).set(bytes);
+  const results = new SharedArrayBuffer(count * DIGEST);
   const signal = new SharedArrayBuffer(4);
-  helper().postMessage({ pages, results, signal, count: theirs });
-  hashRange(bytes, 0, mine, out, 0);
-  Atomics.wait(new Int32Array(signal), 0, 0);
-  out.set(new Uint8Array(results), mine * DIGEST);
-  return out;
+  helper().postMessage({ pages, results, signal, count });
+  return {
+    count,
+    wait(): Uint8Array {
+      Atomics.wait(new Int32Array(signal), 0, 0);
+      return new Uint8Array(results);
+    },
+  };
 }
