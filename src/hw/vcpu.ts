@@ -4,6 +4,7 @@
 // live in `context`, a VMSA-layout copy that the engine executing the code works on.
 
 import {
+  GPR_NAMES,
   EFER,
   RMP_ASSIGNED,
   RMP_VALIDATED,
@@ -43,25 +44,7 @@ export const VMSA_AT = {
 } as const;
 if (VMSA.field('vmpl').size !== 1) throw new Error('vcpu.ts: VMSA.vmpl is no longer one byte');
 
-const REGISTER_NAMES: readonly Vmpl0Register[] = [
-  'rax',
-  'rcx',
-  'rdx',
-  'rbx',
-  'rsp',
-  'rbp',
-  'rsi',
-  'rdi',
-  'r8',
-  'r9',
-  'r10',
-  'r11',
-  'r12',
-  'r13',
-  'r14',
-  'r15',
-  'rip',
-];
+const REGISTER_NAMES: readonly Vmpl0Register[] = [...GPR_NAMES, 'rip'];
 const REGISTER_AT: ReadonlyMap<string, number> = new Map(
   REGISTER_NAMES.map((n) => [n, VMSA.offset(n)]),
 );
