@@ -34,9 +34,17 @@ export class BitLayout<F extends BitFieldSpecs> {
       const m = this.maskOf(f);
       if ((used & m) !== 0n) throw new LayoutError(`${name}.${k} overlaps another field`);
       used |= m;
+      this.fieldShift[k] = BigInt(f.lo);
+      this.fieldMask[k] = (1n << BigInt(f.width)) - 1n;
     }
     this.definedMask = used;
+    this.limit = 1n << BigInt(bits);
   }
+
+  // Per-field shift and (unshifted) mask as bigints, computed once: get/has run in hot paths.
+  private readonly fieldShift: Record<string, bigint> = {};
+  private readonly fieldMask: Record<string, bigint> = {};
+  private readonly limit: bigint;
 
   /** Bits covered by some declared field; the rest are reserved. */
   readonly definedMask: bigint;
@@ -46,15 +54,14 @@ export class BitLayout<F extends BitFieldSpecs> {
   }
 
   private check(word: bigint): void {
-    if (word < 0n || word >= 1n << BigInt(this.bits)) {
+    if (word < 0n || word >= this.limit) {
       throw new FieldRangeError(`${this.name}: ${word} does not fit ${this.bits} bits`);
     }
   }
 
   get<K extends keyof F & string>(word: bigint, key: K): bigint {
     this.check(word);
-    const f = this.specs[key]!;
-    return (word >> BigInt(f.lo)) & ((1n << BigInt(f.width)) - 1n);
+    return (word >> this.fieldShift[key]!) & this.fieldMask[key]!;
   }
 
   /** Flag test for 1-bit fields. */

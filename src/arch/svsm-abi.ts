@@ -95,10 +95,8 @@ export function svsmCallRax(protocol: number, call: number): bigint {
 /** Splits a call's RAX into protocol and call number. */
 export function decodeSvsmCallRax(rax: bigint): { protocol: number; call: number } {
   checkU64('SVSM call RAX', rax);
-  return {
-    protocol: Number(SVSM_CALL_RAX.get(rax, 'protocol')),
-    call: Number(SVSM_CALL_RAX.get(rax, 'call')),
-  };
+  // SVSM_CALL_RAX's two fields are the 32-bit halves; read directly, this runs on every call.
+  return { protocol: Number(rax >> 32n), call: Number(rax & 0xffff_ffffn) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -286,10 +284,8 @@ export function queryProtocolRcx(protocol: number, version: number): bigint {
 
 export function decodeQueryProtocolRcx(rcx: bigint): { protocol: number; version: number } {
   checkU64('QUERY_PROTOCOL RCX', rcx);
-  return {
-    protocol: Number(QUERY_PROTOCOL_RCX.get(rcx, 'protocol')),
-    version: Number(QUERY_PROTOCOL_RCX.get(rcx, 'version')),
-  };
+  // QUERY_PROTOCOL_RCX's two fields are the 32-bit halves.
+  return { protocol: Number(rcx >> 32n), version: Number(rcx & 0xffff_ffffn) };
 }
 
 export function queryProtocolAnswer(minVersion: number, maxVersion: number): bigint {
