@@ -37,20 +37,22 @@ export const SVSM_BOOT_PARAMS = defineStruct('SVSM_BOOT_PARAMS', 0x1000, {
 
 /**
  * The SVSM's virtual layout, all in the lower canonical half so that addresses are exact
- * JavaScript numbers: its own region at KERNEL_BASE (2 MiB pages, C-bit set), per-CPU windows of
- * 4 KiB pages for temporary mappings of guest pages and for shared (C-bit clear) pages.
+ * JavaScript numbers. Every vCPU has its own PML4: the kernel region at KERNEL_BASE (2 MiB pages,
+ * C-bit set) is one PDPT shared by all of them; the windows area at WINDOWS_BASE is each vCPU's own
+ * (its own PDPT), so its window and huge window sit at the same VAs on every vCPU and map only
+ * for that vCPU.
  */
 export const SVSM_VA = {
-  /** PML4 slot 128. */
+  /** PML4 slot 128: the SVSM region, the same in every vCPU's tables. */
   KERNEL_BASE: 0x4000_0000_0000,
-  /** PML4 slot 129: per-CPU windows, 2 MiB (one page table) per vCPU. */
+  /** PML4 slot 129: the vCPU's own windows area; first its window, 2 MiB (one page table). */
   WINDOWS_BASE: 0x4080_0000_0000,
   WINDOW_SIZE: 0x20_0000,
-  /** Inside a vCPU's window: slots 0..255 temporary mappings, 256..511 shared pages. */
+  /** Inside the window: slots 0..255 temporary mappings, 256..511 shared pages. */
   TEMP_SLOTS: 256,
   SHARED_FIRST_SLOT: 256,
-  /** 1 GiB above WINDOWS_BASE: one 2 MiB temporary mapping per vCPU, for huge guest pages. */
-  HUGE_WINDOWS_BASE: 0x4080_4000_0000,
+  /** Right after the window: the vCPU's one 2 MiB temporary mapping, for huge guest pages. */
+  HUGE_WINDOW: 0x4080_0020_0000,
 } as const;
 
 /** "SVSMJS\0\1": the header of an SVSM code image at the BSP's entry RIP. */

@@ -1,8 +1,10 @@
 // Application processors. As COCONUT does (reference/coconut-svsm.md section 2, svsm_init "start
 // APs"), the BSP gives every AP its own VMPL0 VMSA during boot: a page of SVSM memory with the
 // SVSM's paging registers (the code image is shared by all vCPUs; CR0/CR3/CR4/EFER live in each
-// VMSA), marked as a VMSA and announced to the host with AP creation at VMPL0. The AP enters the
-// same entry point; on its first entry it sets up its own GHCB and marks itself online.
+// VMSA; CR3 is the AP's own PML4, made here, whose kernel entry is the one every vCPU shares and
+// whose windows are the AP's alone, mm/address-space.ts), marked as a VMSA and announced to the
+// host with AP creation at VMPL0. The AP enters the same entry point; on its first entry it sets
+// up its own GHCB and marks itself online.
 //
 // While an AP has no guest VMSA it waits in AP reset hold (GHCB MSR protocol 0x006), so it does
 // not spin: the host runs it again only when an AP creation names a VMSA for it, which CREATE_VCPU
@@ -28,6 +30,8 @@ export function startAps(k: Kernel, cpu: Vmpl0): void {
   const entryVa = rip >= base && rip < base + size ? k.space.va(rip) : rip;
   for (const pc of k.cpus) {
     if (pc.index === cpu.vcpuIndex) continue;
+    // The AP's own PML4 (the kernel entry shared, its windows its own) is its CR3.
+    const cr3 = k.space.addCpu(cpu, pc.index, () => k.pages.allocPage());
     const pa = allocVmsaPage(k.pages);
     const page = VMSA.alloc();
     VMSA.set(page, 'cs.attrib', CS_ATTRIB_64);
@@ -40,7 +44,7 @@ export function startAps(k: Kernel, cpu: Vmpl0): void {
       .set('vmpl', 0)
       .set('efer', cpu.readEfer())
       .set('cr0', cpu.readCr(0))
-      .set('cr3', cpu.readCr(3))
+      .set('cr3', cr3)
       .set('cr4', cpu.readCr(4))
       .set('rflags', 2n)
       .set('rip', BigInt(entryVa))

@@ -1,7 +1,8 @@
 // Boot of the SVSM on the BSP. Stage 1 runs with paging off (addresses are physical): it reads the
 // measured boot parameters (GPA in RSI), validates the part of its region the launch did not, and
-// builds its page tables; then it turns paging on and the kernel part sets up the page allocator,
-// the GHCB, its keys and the guest (secrets page copy, calling area, VMPL2 VMSA).
+// builds the kernel's page tables and its own; then it turns paging on and the kernel part sets up
+// the page allocator, the GHCB, its keys and the guest (secrets page copy, calling area, VMPL2
+// VMSA).
 
 import {
   AP_CREATION_OP,
@@ -108,7 +109,9 @@ export function bootBsp(cpu: Vmpl0): Kernel {
   const region = { base: info.svsmBase, size: info.svsmSize };
   validateRange(cpu, region.base + info.launchedSize, region.base + region.size);
 
-  // Page tables from the first pages after the launched part, taken while paging is off.
+  // Page tables from the first pages after the launched part, taken while paging is off: the
+  // kernel region's, shared by every vCPU, and the BSP's own PML4 and windows
+  // (mm/address-space.ts).
   let next = region.base + info.launchedSize;
   const takePage = (): number => {
     const pa = next;
@@ -119,7 +122,7 @@ export function bootBsp(cpu: Vmpl0): Kernel {
   const space = buildAddressSpace(cpu, region, info.vcpuCount, takePage);
   cpu.writeCr(4, CR4.with(cpu.readCr(4), 'PAE', true));
   cpu.writeEfer(EFER.encode({ SVME: true, LME: true, NXE: true }));
-  cpu.writeCr(3, space.cr3);
+  cpu.writeCr(3, space.cr3(cpu.vcpuIndex));
   cpu.writeCr(0, CR0.encode({ PE: true, ET: true, WP: true, PG: true }));
 
   // The page allocator over the rest of the region; its metadata is bookkeeping of this object.
