@@ -15,3 +15,4 @@ export * from './svsm-abi.js';
 export * from './vmpl0.js';
 export * from './svsm-boot.js';
 export * from './guest-cpu.js';
+export * from './acpi.js';
