@@ -1,0 +1,348 @@
+// The long-mode page walker behind the CPU's TLB: a `Translator` for 4-level paging over guest
+// physical memory, as an SEV-SNP guest's processor walks it (APM vol. 2, 5.3/5.6; SNP checks per
+// reference/sev-snp-abi.md 7.2).
+//
+// - Full 64-bit virtual addresses as int32 halves. A non-canonical address answers #GP(0). The
+//   translator is not told which segment an access goes through, so it cannot raise #SS for a
+//   stack access: the CPU checks canonicity before asking (cpu.ts) and is where #SS belongs.
+// - P/RW/US/NX at every level, PS leaves at the PD (2 MiB) and PDPT (1 GiB), reserved bits
+//   (PS in a PML4E, NX without EFER.NXE, address bits at or above MAXPHYADDR other than the
+//   C-bit, non-zero low address bits of a large leaf) -> #PF with RSVD.
+// - CR0.WP, CR4.SMEP, CR4.SMAP with RFLAGS.AC. The CPU's TLB caches the permissions a walk grants
+//   for all three access kinds, but a supervisor data access to a user page under SMAP depends on
+//   AC, which changes without a TLB flush (STAC/CLAC/POPF): such a translation is answered with
+//   perm 0 (allowed this once, never cached), so every such access walks again and sees AC.
+// - Accessed bits on every level and the dirty bit on the leaf are written back, only when the
+//   access succeeds [choice: hardware may set A on upper levels of a walk that then faults].
+//   PERM_W is granted only once D is set, so the first store to a clean page misses the CPU's
+//   TLB and comes back here to set D.
+// - The C-bit of CR3 and of every entry decides whether the next table (or the final page) is
+//   accessed private or shared, and every table access and the final page are checked against the
+//   RMP at the running VMPL (`Rmp.check`): an unvalidated private page answers #VC 0x404; an RMP
+//   violation answers VEC_NPF (not an x86 vector) with the nested-page-fault error code
+//   (EXITINFO1) and the faulting page in `npfGpa` (EXITINFO2) for the engine to turn into a
+//   #VMEXIT(NPF). A table access carries PAGE (bit 33) instead of FINAL (bit 32) in that code.
+//   The permissions cached for the final page are only those the RMP allows too.
+// - The translator keeps no TLB of its own; the CPU's TLB is the cache. Whoever changes CR3,
+//   CR0/CR4/EFER, the CPL, the VMPL or the RMP must flush the CPU's TLB (`attach` subscribes to
+//   RMP changes).
+
+import { CR0, CR4, EFER, NPF_ERROR_CODE, RFLAGS, VECTOR } from '../../arch/index.js';
+import { type PhysicalMemory } from '../memory.js';
+import { ACCESS, RMP_OK, RMP_VC_NOT_VALIDATED, type Rmp } from '../rmp.js';
+import { TrackedMemory, writerBytes } from '../tracked-memory.js';
+import { type CodeCache } from './code-cache.js';
+import {
+  ACCESS_EXEC,
+  ACCESS_READ,
+  ACCESS_WRITE,
+  PERM_R,
+  PERM_W,
+  PERM_X,
+  type TranslateResult,
+  type Translator,
+} from './translator.js';
+
+/**
+ * The outcome "nested page fault" in `TranslateResult.vector`: not an x86 vector but the SVM exit
+ * code of #VMEXIT(NPF) (0x400). `errorCode` is EXITINFO1, `PagingTranslator.npfGpa` EXITINFO2.
+ */
+export const VEC_NPF = 0x400;
+/** #VC error code for an access to an assigned page that is not validated. */
+export const VC_NOT_VALIDATED = 0x404;
+
+const PF_P = 1;
+const PF_W = 2;
+const PF_U = 4;
+const PF_RSVD = 8;
+const PF_ID = 16;
+
+const NPF_FINAL = 2 ** NPF_ERROR_CODE.specs.guestFinal.lo;
+const NPF_PAGE = 2 ** NPF_ERROR_CODE.specs.guestPage.lo;
+
+const CR0_PG = 1 << CR0.specs.PG.lo;
+const CR0_WP = 1 << CR0.specs.WP.lo;
+const CR4_PAE = 1 << CR4.specs.PAE.lo;
+const CR4_SMEP = 1 << CR4.specs.SMEP.lo;
+const CR4_SMAP = 1 << CR4.specs.SMAP.lo;
+const CR4_LA57 = 1 << CR4.specs.LA57.lo;
+const EFER_LMA = 1 << EFER.specs.LMA.lo;
+const EFER_NXE = 1 << EFER.specs.NXE.lo;
+const RFLAGS_AC = 1 << RFLAGS.specs.AC.lo;
+
+const E_P = 1;
+const E_RW = 2;
+const E_US = 4;
+const E_A = 0x20;
+const E_D = 0x40;
+const E_PS = 0x80;
+/** NX is bit 63: bit 31 of the high half. */
+const E_NX_HI = 0x8000_0000;
+
+const TWO32 = 2 ** 32;
+
+/** Where the translator reads RFLAGS.AC (the Cpu satisfies this). */
+export interface FlagsSource {
+  readonly rflags: number;
+}
+
+export class PagingTranslator implements Translator {
+  /** CR0, CR4 and EFER (their low 32 bits hold every bit paging uses). Set with `setControl`. */
+  cr0 = 0;
+  cr4 = 0;
+  efer = 0;
+  /** CR3, halves. */
+  cr3Lo = 0;
+  cr3Hi = 0;
+  /** The VMPL the guest runs at: every RMP check is made for it. */
+  vmpl = 0;
+  /** EXITINFO2 of the last VEC_NPF outcome: the guest physical address of the faulting page. */
+  npfGpa = 0;
+  /** Page walks made (misses of the CPU's TLB that reached this translator). */
+  walks = 0;
+
+  private pg = false;
+  private wp = false;
+  private nxe = false;
+  private smep = false;
+  private smap = false;
+  private readonly view: DataView;
+  private readonly tracked: TrackedMemory | null;
+  private readonly cBitHi: number;
+  /** Address bits 51:32 of an entry, without the C-bit. */
+  private readonly addrMaskHi: number;
+  /** Bits 51:MAXPHYADDR of an entry's high half that must be zero (the C-bit excluded). */
+  private readonly rsvdHi: number;
+  /** Scratch: entry addresses [0..3] and their tables' C-bits [4..7] of the walk in progress. */
+  private readonly entries = new Float64Array(8);
+
+  constructor(
+    private readonly memory: PhysicalMemory,
+    private readonly rmp: Rmp,
+    /** RFLAGS, for AC under SMAP (the Cpu). */
+    private readonly flags: FlagsSource,
+    /** C-bit position (51 on Milan and Genoa). */
+    readonly cBit = 51,
+    /** MAXPHYADDR as the guest sees it (address bits above it are reserved in entries). */
+    readonly physBits = 48,
+    /** Decoded code to forget when an A/D write-back lands on a page holding some. */
+    private readonly code: CodeCache | null = null,
+  ) {
+    if (cBit < 32 || cBit > 51 || physBits < 32 || physBits > 52) {
+      throw new RangeError('C-bit must be in 32..51 and MAXPHYADDR in 32..52');
+    }
+    const bytes = writerBytes(memory);
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.tracked = memory instanceof TrackedMemory ? memory : null;
+    this.cBitHi = 1 << (cBit - 32);
+    this.addrMaskHi = 0xfffff & ~this.cBitHi;
+    // Bits physBits..51 of the entry: in the high half, physBits-32 .. 19.
+    const rsvd = physBits >= 52 ? 0 : (0xfffff >>> (physBits - 32)) << (physBits - 32);
+    this.rsvdHi = rsvd & ~this.cBitHi;
+  }
+
+  /**
+   * Sets the paging registers. Paging off means physical = virtual (private, RMP checked); paging
+   * on is only implemented for long mode with 4 levels.
+   */
+  setControl(cr0: bigint, cr3: bigint, cr4: bigint, efer: bigint): void {
+    const c0 = Number(cr0 & 0xffff_ffffn);
+    const c4 = Number(cr4 & 0xffff_ffffn);
+    const ef = Number(efer & 0xffff_ffffn);
+    const pg = (c0 & CR0_PG) !== 0;
+    if (pg && ((c4 & CR4_PAE) === 0 || (ef & EFER_LMA) === 0 || (c4 & CR4_LA57) !== 0)) {
+      throw new RangeError('only long-mode 4-level paging is implemented');
+    }
+    this.cr0 = c0;
+    this.cr4 = c4;
+    this.efer = ef;
+    this.cr3Lo = Number(cr3 & 0xffff_ffffn) | 0;
+    this.cr3Hi = Number((cr3 >> 32n) & 0xffff_ffffn) | 0;
+    this.pg = pg;
+    this.wp = (c0 & CR0_WP) !== 0;
+    this.nxe = (ef & EFER_NXE) !== 0;
+    this.smep = (c4 & CR4_SMEP) !== 0;
+    this.smap = (c4 & CR4_SMAP) !== 0;
+  }
+
+  /** Subscribes `flush` (the CPU's `flushTlb`) to RMP changes: cached permissions include them. */
+  attach(flush: () => void): void {
+    this.rmp.onChange(() => flush());
+  }
+
+  translate(lo: number, hi: number, access: number, user: boolean, out: TranslateResult): number {
+    this.walks++;
+    if (hi >> 15 !== hi >> 31) {
+      out.vector = VECTOR.GP;
+      out.errorCode = 0;
+      return -1;
+    }
+    const cpl = user ? 3 : 0;
+    if (!this.pg) {
+      // Physical = virtual; an SNP guest's accesses without paging are private.
+      const gpa = (lo >>> 0) + (hi >>> 0) * TWO32;
+      if (!this.rmpOk(gpa, true, cpl, access, NPF_FINAL, out)) return -1;
+      out.perm = this.finalPerms(gpa, true, cpl, PERM_R | PERM_W | PERM_X);
+      return Math.floor(gpa / 4096);
+    }
+    const errBits =
+      (access === ACCESS_WRITE ? PF_W : 0) |
+      (user ? PF_U : 0) |
+      (access === ACCESS_EXEC && (this.nxe || this.smep) ? PF_ID : 0);
+    const view = this.view;
+    let tableLo = this.cr3Lo & 0xffff_f000;
+    let tableHi = this.cr3Hi;
+    let tableC = (tableHi & this.cBitHi) !== 0;
+    let rw = true;
+    let us = true;
+    let nx = false;
+    // Entry addresses walked, for the A/D write-back once the access is known to succeed.
+    const entries = this.entries;
+    let frame = 0;
+    let leafLo = 0;
+    let leafHi = 0;
+    let level = 4;
+    for (; level >= 1; level--) {
+      const index =
+        level === 4
+          ? (hi >>> 7) & 511
+          : level === 3
+            ? ((hi & 0x7f) << 2) | (lo >>> 30)
+            : level === 2
+              ? (lo >>> 21) & 511
+              : (lo >>> 12) & 511;
+      const entryGpa = (tableLo >>> 0) + (tableHi & this.addrMaskHi) * TWO32 + index * 8;
+      if (!this.rmpOk(entryGpa, tableC, cpl, ACCESS_READ, NPF_PAGE, out)) return -1;
+      if (!this.memory.contains(entryGpa, 8)) {
+        // rmp.check answers an NPF for frames beyond the RMP; memory smaller than it is a bug.
+        throw new RangeError(`page table entry at 0x${entryGpa.toString(16)} outside memory`);
+      }
+      entries[4 - level] = entryGpa;
+      entries[8 - level] = tableC ? 1 : 0;
+      const eLo = view.getInt32(entryGpa, true);
+      const eHi = view.getInt32(entryGpa + 4, true);
+      if ((eLo & E_P) === 0) return this.pf(errBits, out);
+      const large = (eLo & E_PS) !== 0 && level <= 3;
+      if (
+        (eHi & this.rsvdHi) !== 0 ||
+        (!this.nxe && (eHi & E_NX_HI) !== 0) ||
+        (level === 4 && (eLo & E_PS) !== 0) ||
+        (large && level === 2 && (eLo & 0x1f_e000) !== 0) ||
+        (large && level === 3 && (eLo & 0x3fff_e000) !== 0)
+      ) {
+        return this.pf(errBits | PF_P | PF_RSVD, out);
+      }
+      rw &&= (eLo & E_RW) !== 0;
+      us &&= (eLo & E_US) !== 0;
+      if ((eHi & E_NX_HI) !== 0) nx = true;
+      const addrLo = eLo & 0xffff_f000;
+      if (level === 1 || large) {
+        leafLo = eLo;
+        leafHi = eHi;
+        const base = (addrLo >>> 0) / 4096 + (eHi & this.addrMaskHi) * (TWO32 / 4096);
+        frame =
+          level === 1
+            ? base
+            : level === 2
+              ? base - (base % 512) + ((lo >>> 12) & 511)
+              : base - (base % 0x40000) + ((lo >>> 12) & 0x3ffff);
+        break;
+      }
+      tableLo = addrLo;
+      tableHi = eHi;
+      tableC = (eHi & this.cBitHi) !== 0;
+    }
+    const leafLevel = level;
+    // Page-level permissions for each kind of access at this privilege.
+    const smapBlocks = this.smap && !user && us;
+    const ac = smapBlocks && (this.flags.rflags & RFLAGS_AC) !== 0;
+    const dataOk = user ? us : !smapBlocks || ac;
+    const canRead = dataOk;
+    const canWrite = dataOk && (user ? rw : rw || !this.wp);
+    const canExec = !nx && (user ? us : !(this.smep && us));
+    const ok = access === ACCESS_READ ? canRead : access === ACCESS_WRITE ? canWrite : canExec;
+    if (!ok) return this.pf(errBits | PF_P, out);
+    // The final page against the RMP, for the access made.
+    const pageC = (leafHi & this.cBitHi) !== 0;
+    const gpa = frame * 4096;
+    if (!this.rmpOk(gpa, pageC, cpl, access, NPF_FINAL, out)) return -1;
+    // Accessed on every level, dirty on the leaf for a write. Each store is RMP checked as a write.
+    for (let l = 4; l >= leafLevel; l--) {
+      const at = entries[4 - l]!;
+      const v = view.getInt32(at, true);
+      const want = v | E_A | (l === leafLevel && access === ACCESS_WRITE ? E_D : 0);
+      if (want !== v) {
+        if (!this.rmpOk(at, entries[8 - l] === 1, cpl, ACCESS_WRITE, NPF_PAGE, out)) return -1;
+        view.setInt32(at, want, true);
+        this.tracked?.markWritten(at, 4);
+        this.code?.invalidate(at, 4);
+        if (l === leafLevel) leafLo = want;
+      }
+    }
+    let perm: number;
+    if (smapBlocks) {
+      // Data accesses allowed by AC this once, not cached (see the file comment); fetches do not
+      // depend on AC.
+      perm = canExec ? PERM_X : 0;
+    } else {
+      perm =
+        (canRead ? PERM_R : 0) |
+        (canWrite && (leafLo & E_D) !== 0 ? PERM_W : 0) |
+        (canExec ? PERM_X : 0);
+    }
+    out.perm = this.finalPerms(gpa, pageC, cpl, perm);
+    return frame;
+  }
+
+  /** Narrows `perm` to the kinds of access the RMP allows on the final page. */
+  private finalPerms(gpa: number, c: boolean, cpl: number, perm: number): number {
+    const rmp = this.rmp;
+    const v = this.vmpl;
+    if ((perm & PERM_R) !== 0 && rmp.check(gpa, c, v, cpl, ACCESS.READ) !== RMP_OK) perm &= ~PERM_R;
+    if ((perm & PERM_W) !== 0 && rmp.check(gpa, c, v, cpl, ACCESS.WRITE) !== RMP_OK) {
+      perm &= ~PERM_W;
+    }
+    if ((perm & PERM_X) !== 0 && rmp.check(gpa, c, v, cpl, ACCESS.EXECUTE) !== RMP_OK) {
+      perm &= ~PERM_X;
+    }
+    return perm;
+  }
+
+  /**
+   * The RMP check of one access; on a violation fills `out` (#VC 0x404 or VEC_NPF with `where`,
+   * FINAL or PAGE, in the error code) and returns false.
+   */
+  private rmpOk(
+    gpa: number,
+    c: boolean,
+    cpl: number,
+    access: number,
+    where: number,
+    out: TranslateResult,
+  ): boolean {
+    const kind =
+      access === ACCESS_READ
+        ? ACCESS.READ
+        : access === ACCESS_WRITE
+          ? ACCESS.WRITE
+          : ACCESS.EXECUTE;
+    const r = this.rmp.check(gpa, c, this.vmpl, cpl, kind);
+    if (r === RMP_OK) return true;
+    if (r === RMP_VC_NOT_VALIDATED) {
+      out.vector = VECTOR.VC;
+      out.errorCode = VC_NOT_VALIDATED;
+      return false;
+    }
+    out.vector = VEC_NPF;
+    // Rmp.check marks every violation FINAL; a page-table access is PAGE instead.
+    out.errorCode = where === NPF_PAGE ? r - NPF_FINAL + NPF_PAGE : r;
+    this.npfGpa = gpa - (gpa % 4096);
+    return false;
+  }
+
+  private pf(errorCode: number, out: TranslateResult): number {
+    out.vector = VECTOR.PF;
+    out.errorCode = errorCode;
+    return -1;
+  }
+}
