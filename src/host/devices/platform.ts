@@ -1,6 +1,6 @@
 // What the host emulates for one VM beside the GHCB protocol: the virtual CPU (CPUID), each
 // vCPU's MSRs, the port and MMIO buses and the devices on them. The exit handlers find it through
-// `platformOf(vm)`; a VM gets the default platform (COM1 to its serial sink) on its first exit,
+// `platformOf(vm)`; the local APICs (x2apic.ts) run on the VM's virtual TSC; a VM gets the default platform (COM1 to its serial sink) on its first exit,
 // or the one given to `attachPlatform` before it runs.
 
 import { CpuModel, type VirtualCpu } from '../cpu-model.js';
@@ -8,11 +8,14 @@ import { VcpuMsrs } from '../exits/msr-table.js';
 import type { VmContext } from '../vm-context.js';
 import { MmioBus, PortBus } from './bus.js';
 import { COM1_PORT, Uart8250 } from './uart8250.js';
+import { X2apics } from './x2apic.js';
 
 export interface HostPlatformOptions {
   readonly cpu: VirtualCpu;
   /** Bytes the guest transmits on COM1. */
   readonly serial: (bytes: Uint8Array) => void;
+  /** The machine's virtual TSC (`vm.machine.tsc`), which the APIC timers count. */
+  readonly tsc: () => bigint;
 }
 
 export class HostPlatform {
@@ -21,10 +24,19 @@ export class HostPlatform {
   readonly mmio = new MmioBus();
   readonly com1: Uart8250;
   readonly msrs: readonly VcpuMsrs[];
+  /** One local APIC per vCPU (index = APIC ID). */
+  readonly apics: X2apics;
 
   constructor(o: HostPlatformOptions) {
     this.cpu = new CpuModel(o.cpu);
     this.msrs = Array.from({ length: o.cpu.vcpuCount }, (_, i) => new VcpuMsrs(i));
+    const leaf1 = this.cpu.cpuid(1, 0, 1n, 0n, 0);
+    this.apics = new X2apics({
+      vcpuCount: o.cpu.vcpuCount,
+      now: o.tsc,
+      guestTsc: (id) => o.tsc() + (this.msrs[id]?.tscOffset ?? 0n),
+      tscDeadline: ((leaf1.ecx >>> 24) & 1) === 1,
+    });
     this.com1 = new Uart8250({ base: COM1_PORT, output: o.serial });
     this.ports.register(COM1_PORT, 8, this.com1);
   }
@@ -39,6 +51,7 @@ export function platformOf(vm: VmContext): HostPlatform {
     p = new HostPlatform({
       cpu: { product: vm.machine.asp.identity.product, vcpuCount: vm.machine.vcpus.length },
       serial: (bytes) => vm.serial(bytes),
+      tsc: () => vm.machine.tsc,
     });
     platforms.set(vm, p);
   }
