@@ -2,6 +2,7 @@
 // uses it under SNP (reference/linux-snp-guest.md sections 3.7 and 4): a scripted guest at VMPL2
 // makes its GHCB shared, switches APIC_BASE to x2APIC mode and talks to MSRs 0x800-0x8FF. Facts:
 // Intel SDM vol. 3A 11.12 (x2APIC), KVM lapic.c.
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   clearValid,
@@ -421,5 +422,38 @@ describe('the APIC timer on virtual time', () => {
     expect(apicBaseWriteAllowed(dis, x2, true)).toBe(false);
     expect(apicBaseWriteAllowed(dis, xapic, true)).toBe(true);
     expect(apicBaseWriteAllowed(xapic, inv, true)).toBe(false);
+  });
+});
+
+describe('hostile x2APIC accesses', () => {
+  it('answers every RDMSR/WRMSR of 0x800-0x8FF and 0x6E0 with OK or #GP, never a crash', () => {
+    const access = fc.record({
+      msr: fc.oneof(fc.integer({ min: 0x800, max: 0x8ff }), fc.constant(MSR.TSC_DEADLINE)),
+      write: fc.option(
+        fc.oneof(
+          fc.bigInt({ min: 0n, max: 0xffn }),
+          fc.bigInt({ min: 0n, max: 0xffff_ffffn }),
+          fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+        ),
+      ),
+    });
+    const accesses = fc.sample(fc.array(access, { minLength: 300, maxLength: 300 }), {
+      numRuns: 1,
+      seed: 7,
+    })[0]!;
+    const bad: string[] = [];
+    const cvm = runGuest(
+      function* (g) {
+        for (const a of accesses) {
+          const r = yield* g.raw(a.msr, a.write ?? undefined);
+          if (r.status[0] !== 0n && (r.status[0] !== 1n || r.status[1] !== GP))
+            bad.push(`0x${a.msr.toString(16)}: ${r.status.join(',')}`);
+        }
+      },
+      { vcpus: 2 },
+    );
+    expect(bad).toEqual([]);
+    const h = platformOf(cvm.vm).apics.highestPending(0);
+    expect(h === -1 || (h >= 16 && h <= 255)).toBe(true);
   });
 });
