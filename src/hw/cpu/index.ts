@@ -16,3 +16,9 @@ export {
   type TranslateResult,
   type Translator,
 } from './translator.js';
+export {
+  type FlagsSource,
+  PagingTranslator,
+  VC_NOT_VALIDATED,
+  VEC_NPF,
+} from './paging-translator.js';
