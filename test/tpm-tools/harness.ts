@@ -26,6 +26,11 @@ export interface TpmUnderTest {
   tool(name: string, ...args: string[]): Promise<ToolResult>;
   /** Like tool() but fails the test with the tool's stderr unless it exits 0. */
   ok(name: string, ...args: string[]): Promise<string>;
+  /**
+   * tpm2_create of `<name>.pub`/`<name>.priv` under the `parent` context (with `createArgs`), a
+   * flush of the transient objects, and tpm2_load of the pair as `<name>.ctx`.
+   */
+  createAndLoad(parent: string, name: string, ...createArgs: string[]): Promise<void>;
   /** POWER_OFF then POWER_ON on the platform port: a _TPM_Init, as a reboot does. */
   powerCycle(): Promise<void>;
   stop(): Promise<void>;
@@ -107,16 +112,24 @@ function handle(child: ChildProcess, port: number, dir: string): TpmUnderTest {
         },
       );
     });
+  const ok = async (name: string, ...args: string[]): Promise<string> => {
+    const r = await tool(name, ...args);
+    if (r.code !== 0 || serverErrors !== '') {
+      throw new Error(`${name} ${args.join(' ')} exited ${r.code}: ${r.stderr}${serverErrors}`);
+    }
+    return r.stdout;
+  };
   return {
     port,
     dir,
     tool,
-    async ok(name, ...args) {
-      const r = await tool(name, ...args);
-      if (r.code !== 0 || serverErrors !== '') {
-        throw new Error(`${name} ${args.join(' ')} exited ${r.code}: ${r.stderr}${serverErrors}`);
-      }
-      return r.stdout;
+    ok,
+    async createAndLoad(parent, name, ...createArgs) {
+      const pub = join(dir, `${name}.pub`);
+      const priv = join(dir, `${name}.priv`);
+      await ok('tpm2_create', '-C', parent, ...createArgs, '-u', pub, '-r', priv);
+      await ok('tpm2_flushcontext', '-t');
+      await ok('tpm2_load', '-C', parent, '-u', pub, '-r', priv, '-c', join(dir, `${name}.ctx`));
     },
     powerCycle: () => platformSignals(port + 1, [2, 1]),
     stop: () =>

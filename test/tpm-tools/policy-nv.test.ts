@@ -43,31 +43,7 @@ describe.runIf(HAVE_TPM2_TOOLS)('tpm2-tools policies and NV against svsm tpm ser
     expect(or.toString('hex')).toBe(expected.toString('hex'));
 
     writeFileSync(file('secret'), 'or-sealed');
-    await tpm.ok(
-      'tpm2_create',
-      '-C',
-      file('prim.ctx'),
-      '-L',
-      file('or.policy'),
-      '-i',
-      file('secret'),
-      '-u',
-      file('s.pub'),
-      '-r',
-      file('s.priv'),
-    );
-    await tpm.ok('tpm2_flushcontext', '-t');
-    await tpm.ok(
-      'tpm2_load',
-      '-C',
-      file('prim.ctx'),
-      '-u',
-      file('s.pub'),
-      '-r',
-      file('s.priv'),
-      '-c',
-      file('s.ctx'),
-    );
+    await tpm.createAndLoad(file('prim.ctx'), 's', '-L', file('or.policy'), '-i', file('secret'));
     await tpm.ok('tpm2_flushcontext', '-t');
 
     // Branch b satisfied, then OR: unseals.
@@ -137,29 +113,7 @@ describe.runIf(HAVE_TPM2_TOOLS)('tpm2-tools policies and NV against svsm tpm ser
   });
 
   it('ObjectChangeAuth: the new private blob needs the new password, the old one is refused', async () => {
-    await tpm.ok(
-      'tpm2_create',
-      '-C',
-      file('prim.ctx'),
-      '-p',
-      'oldpw',
-      '-u',
-      file('k.pub'),
-      '-r',
-      file('k.priv'),
-    );
-    await tpm.ok('tpm2_flushcontext', '-t');
-    await tpm.ok(
-      'tpm2_load',
-      '-C',
-      file('prim.ctx'),
-      '-u',
-      file('k.pub'),
-      '-r',
-      file('k.priv'),
-      '-c',
-      file('k.ctx'),
-    );
+    await tpm.createAndLoad(file('prim.ctx'), 'k', '-p', 'oldpw');
     await tpm.ok('tpm2_flushcontext', '-t');
     await tpm.ok(
       'tpm2_changeauth',

@@ -44,30 +44,13 @@ describe.runIf(HAVE_TPM2_TOOLS)('tpm2-tools sequences against svsm tpm serve', (
     expect(readFileSync(file('ticket')).subarray(0, 8).toString('hex')).toBe('8024400000010020');
     // A restricted signing key signs the digest only with that ticket.
     await tpm.ok('tpm2_createprimary', '-C', 'o', '-c', file('prim.ctx'));
-    await tpm.ok(
-      'tpm2_create',
-      '-C',
+    await tpm.createAndLoad(
       file('prim.ctx'),
+      'ak',
       '-G',
       'ecc:ecdsa-sha256:null',
       '-a',
       'restricted|sign|fixedtpm|fixedparent|sensitivedataorigin|userwithauth',
-      '-u',
-      file('ak.pub'),
-      '-r',
-      file('ak.priv'),
-    );
-    await tpm.ok('tpm2_flushcontext', '-t');
-    await tpm.ok(
-      'tpm2_load',
-      '-C',
-      file('prim.ctx'),
-      '-u',
-      file('ak.pub'),
-      '-r',
-      file('ak.priv'),
-      '-c',
-      file('ak.ctx'),
     );
     await tpm.ok('tpm2_flushcontext', '-t');
     await tpm.ok(
