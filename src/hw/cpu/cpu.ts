@@ -40,11 +40,25 @@ export const SEG_GS = 5;
 
 /** Exception vectors raised by this core (APM vol. 2, 8.2). */
 export const VEC_DE = 0;
+export const VEC_DB = 1;
+export const VEC_NMI = 2;
 export const VEC_BP = 3;
+export const VEC_OF = 4;
+export const VEC_BR = 5;
 export const VEC_UD = 6;
-export const VEC_GP = 13;
+export const VEC_NM = 7;
+export const VEC_DF = 8;
+export const VEC_TS = 10;
+export const VEC_NP = 11;
 export const VEC_SS = 12;
+export const VEC_GP = 13;
 export const VEC_PF = 14;
+export const VEC_MF = 16;
+export const VEC_AC = 17;
+export const VEC_MC = 18;
+export const VEC_XF = 19;
+/** #VC, the VMM communication exception of SEV-ES/SNP guests (error code = SVM exit code). */
+export const VEC_VC = 29;
 
 const TLB_BITS = 10;
 const TLB_SIZE = 1 << TLB_BITS;
@@ -63,6 +77,14 @@ export interface CpuPlatform {
   cpuid(eax: number, ecx: number, out: Int32Array): void;
   /** TSC value after `instructions` retired instructions, as a non-negative number < 2^53. */
   tsc(instructions: number): number;
+  /** Port input (IN, INS) of `size` bytes (1, 2, 4). Absent: reads return all ones. */
+  ioIn?(port: number, size: number): number;
+  /** Port output (OUT, OUTS). Absent: writes are dropped. */
+  ioOut?(port: number, size: number, value: number): void;
+  /** An MSR the CPU does not hold itself; undefined raises #GP(0). */
+  rdmsr?(msr: number): bigint | undefined;
+  /** Writes an MSR the CPU does not hold itself; false raises #GP(0). */
+  wrmsr?(msr: number, value: bigint): boolean;
 }
 
 /** A deterministic default: vendor AuthenticAMD, nothing else advertised; TSC = instructions. */
@@ -87,6 +109,13 @@ export class Cpu {
   readonly flags = new LazyFlags();
   /** Current privilege level. */
   cpl = 0;
+  /**
+   * The guest runs with SEV-ES/SNP state protection: intercepted instructions raise #VC (vector
+   * 29, error code = exit code) instead of exiting, and only VMGEXIT and automatic exits leave.
+   */
+  sevEs = false;
+  /** The VMPL this CPU runs at (RMP checks, PVALIDATE/RMPADJUST permission). */
+  vmpl = 0;
   /** Set by HLT; the run loop stops and the engine decides what a halted vCPU does. */
   halted = false;
   /** Retired instructions. */
