@@ -79,6 +79,15 @@ export class Vcpu {
    * where the hypervisor reads the guest's request and writes its MSR-protocol response.
    */
   readonly ghcbMsr: bigint[] = [0n, 0n, 0n, 0n];
+  /**
+   * Event injection (the VMCB's EVENTINJ, APM vol. 2, 15.20), set by the host before VMRUN:
+   * vector bits 7:0, type 10:8 (0 external interrupt, 2 NMI, 3 exception, 4 software interrupt),
+   * EV (error code valid) bit 11, V (valid) bit 31. The engine delivers the event into the VMPL it
+   * runs at the next instruction boundary and clears V.
+   */
+  eventInj = 0;
+  /** Error code pushed with the injected event when EV is set. */
+  eventInjErrorCode = 0;
 
   /** Guest memory, written only by #VMEXIT (which marks the VMSA page it stores to). */
   private readonly bytes: Uint8Array;

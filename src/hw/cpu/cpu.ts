@@ -116,6 +116,16 @@ export class Cpu {
   sevEs = false;
   /** The VMPL this CPU runs at (RMP checks, PVALIDATE/RMPADJUST permission). */
   vmpl = 0;
+  /**
+   * Control registers and EFER as the engine last set them (APM vol. 2, 3.1). The defaults
+   * describe the 64-bit flat mode this interpreter assumed before modes existed: PE, MP, ET, NE,
+   * WP, PG; PAE, PGE, OSFXSR, OSXMMEXCPT; SCE, LME, LMA, NXE.
+   */
+  cr0 = 0x80050033;
+  cr4 = 0x6a0;
+  efer = 0xd01;
+  /** The GHCB MSR (0xC0010130), held by the CPU for SEV-ES guests (synced with the Vcpu). */
+  ghcbMsr = 0n;
   /** Set by HLT; the run loop stops and the engine decides what a halted vCPU does. */
   halted = false;
   /** Retired instructions. */
