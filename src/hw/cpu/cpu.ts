@@ -614,11 +614,12 @@ export class Cpu {
   private readSlow(lo: number, hi: number, size: number): number {
     // All bytes are translated before any is used, so a fault on the second page leaves nothing
     // half done (reads have no side effects anyway).
+    // In address order, so a fault reports the first byte that is not accessible (CR2).
     let v = 0;
-    for (let k = size - 1; k >= 0; k--) {
+    for (let k = 0; k < size; k++) {
       const a = (lo + k) | 0;
       const h = a >>> 0 < lo >>> 0 ? (hi + 1) | 0 : hi;
-      v = (v << 8) | this.mem[this.translate(a, h, ACCESS_READ)]!;
+      v |= this.mem[this.translate(a, h, ACCESS_READ)]! << (8 * k);
     }
     return size === 4 ? v | 0 : v;
   }

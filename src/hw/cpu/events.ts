@@ -8,6 +8,7 @@
 // - RIP in `c.r` is where the event returns to (the faulting instruction for faults, the next
 //   one for traps and software interrupts), as the interpreter leaves it after STOP_EXCEPTION.
 // - It throws `ShutdownError` when delivery ends in a triple fault.
+// - A fault while delivering EVENT_SOFTWARE returns to `c.startLo/startHi` (the INT instruction).
 //
 // Long mode (APM 8.9): 16-byte gates, interrupt/trap gates only, IST or RSPn from the 64-bit TSS,
 // RSP aligned down to 16, SS:RSP always pushed, a null SS (RPL = new CPL) on a privilege change.
@@ -113,6 +114,12 @@ export function deliverEvent(c: Cpu, vector: number, errorCode: number, kind: nu
     } catch (e) {
       if (!(e instanceof X86Fault)) throw e;
       restore(c, saved);
+      // A fault while delivering INT n/INT3/INTO is a fault of that instruction: it returns to
+      // the instruction itself (`startLo/startHi`, which the interpreter sets per instruction).
+      if (k === EVENT_SOFTWARE) {
+        c.r[32] = c.startLo;
+        c.r[33] = c.startHi;
+      }
       const nv = c.exVector;
       if (k === EVENT_EXCEPTION && vec === VEC_DF) {
         throw new ShutdownError(`triple fault (vector ${nv} while delivering #DF)`);
