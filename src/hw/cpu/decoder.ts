@@ -8,10 +8,10 @@ import { Insn, NO_REG, REP_E, REP_NE, REP_NONE, RIP_BASE } from './insn.js';
 import * as H from './ops.js';
 import {
   ENDBR64,
+  GROUP7_REG,
   hasModrm,
   ONE_BYTE,
   type OpDef,
-  RDTSCP,
   SZ_B,
   SZ_D64,
   SZ_F64,
@@ -105,11 +105,12 @@ export function decode(bytes: Uint8Array, pos: number, limit: number, out: Insn)
     twoByte = true;
     def = TWO_BYTE[b]!;
     if (b === 0x01) {
-      // Group 7: only RDTSCP (0F 01 F9) so far.
+      // Group 7: the register forms are whole-ModRM opcodes (RDTSCP, VMMCALL, PVALIDATE, ...).
       if (p >= end) return p >= pos + MAX_LEN ? DECODE_TOO_LONG : DECODE_MORE;
-      if (bytes[p] !== 0xf9) return DECODE_UD;
+      const m = bytes[p]!;
+      def = m >= 0xc0 ? GROUP7_REG[m]! : null;
+      if (def === null) return DECODE_UD;
       p++;
-      def = RDTSCP;
     }
   } else {
     def = ONE_BYTE[b]!;
@@ -118,6 +119,9 @@ export function decode(bytes: Uint8Array, pos: number, limit: number, out: Insn)
   if (def === null) return DECODE_UD;
   if (def.f3 !== undefined && rep === REP_E) {
     def = def.f3;
+    rep = REP_NONE;
+  } else if (def.f2 !== undefined && rep === REP_NE) {
+    def = def.f2;
     rep = REP_NONE;
   }
 

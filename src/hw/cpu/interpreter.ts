@@ -18,6 +18,10 @@ export const STOP_BUDGET = 0;
 export const STOP_HLT = 1;
 /** An exception: `cpu.exVector`, `cpu.exErrorCode`; RIP at the faulting instruction (after INT3). */
 export const STOP_EXCEPTION = 2;
+/**
+ * An instruction completed and asked for a #VMEXIT (VMGEXIT): `cpu.exitCode`; RIP after it.
+ */
+export const STOP_EXIT = 3;
 
 export class Interpreter {
   /** For instructions that cross a page: decoded into this record each time, never cached. */
@@ -32,13 +36,14 @@ export class Interpreter {
     let left = budget;
     c.exVector = -1;
     c.halted = false;
+    c.exitCode = -1;
     try {
       while (left > 0) {
         const i = this.fetch(c);
         execute(c, i);
         c.instructions++;
         left--;
-        if (c.halted) return STOP_HLT;
+        if (c.halted) return c.exitCode < 0 ? STOP_HLT : STOP_EXIT;
       }
     } catch (e) {
       if (!(e instanceof X86Fault)) throw e;

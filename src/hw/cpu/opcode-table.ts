@@ -25,6 +25,8 @@ export interface OpDef {
   readonly group?: readonly (OpDef | null)[];
   /** The row when an F3 prefix selects another instruction (POPCNT, TZCNT, LZCNT, PAUSE). */
   readonly f3?: OpDef;
+  /** The row when an F2 prefix selects another instruction (PVALIDATE). */
+  readonly f2?: OpDef;
   /** Only the register form (mod = 3) is valid; the memory form is #UD. Or 'mem' for the reverse. */
   readonly form?: 'reg' | 'mem';
 }
@@ -286,10 +288,40 @@ TWO_BYTE[0xc7] = group([
 ]);
 for (let r = 0; r < 8; r++) TWO_BYTE[0xc8 + r] = d('bswap', 'Zv', H.H_BSWAP);
 
+// ---- I/O (ports in imm8 or DX; the handlers mask an imm8 port to 8 bits)
+ONE_BYTE[0x6c] = d('ins', 'Yb,DX', H.H_INS, 0, SZ_B);
+ONE_BYTE[0x6d] = d('ins', 'Yz,DX', H.H_INS);
+ONE_BYTE[0x6e] = d('outs', 'DX,Xb', H.H_OUTS, 0, SZ_B);
+ONE_BYTE[0x6f] = d('outs', 'DX,Xz', H.H_OUTS);
+ONE_BYTE[0xe4] = d('in', 'AL,Ib', H.H_IN, 0, SZ_B);
+ONE_BYTE[0xe5] = d('in', 'eAX,Ib', H.H_IN);
+ONE_BYTE[0xe6] = d('out', 'Ib,AL', H.H_OUT, 0, SZ_B);
+ONE_BYTE[0xe7] = d('out', 'Ib,eAX', H.H_OUT);
+ONE_BYTE[0xec] = d('in', 'AL,DX', H.H_IN, 1, SZ_B);
+ONE_BYTE[0xed] = d('in', 'eAX,DX', H.H_IN, 1);
+ONE_BYTE[0xee] = d('out', 'DX,AL', H.H_OUT, 1, SZ_B);
+ONE_BYTE[0xef] = d('out', 'DX,eAX', H.H_OUT, 1);
+TWO_BYTE[0x08] = d('invd', '', H.H_CACHE, 1);
+TWO_BYTE[0x09] = d('wbinvd', '', H.H_CACHE, 0);
+
+/**
+ * Group 7 (0F 01) register forms, by the whole ModRM byte (0xC0..0xFF). Memory forms (LGDT, ...)
+ * are decoded elsewhere; a null entry is #UD.
+ */
+export const GROUP7_REG: (OpDef | null)[] = new Array<OpDef | null>(256).fill(null);
+GROUP7_REG[0xc8] = d('monitor', '', H.H_MONITOR);
+GROUP7_REG[0xc9] = d('mwait', '', H.H_MWAIT);
+GROUP7_REG[0xd9] = d('vmmcall', '', H.H_VMMCALL, 0, SZ_V, {
+  f3: d('vmgexit', '', H.H_VMGEXIT),
+});
+GROUP7_REG[0xfe] = d('(bad)', '', H.H_UD, 0, SZ_V, { f3: d('rmpadjust', '', H.H_RMPADJUST) });
+GROUP7_REG[0xff] = d('(bad)', '', H.H_UD, 0, SZ_V, { f2: d('pvalidate', '', H.H_PVALIDATE) });
+
 /** ENDBR64 (F3 0F 1E FA), named for the disassembler; it executes as the hint NOP it is. */
 export const ENDBR64 = d('endbr64', '', H.H_NOP);
 /** RDTSCP (0F 01 F9). */
 export const RDTSCP = d('rdtscp', '', H.H_RDTSCP);
+GROUP7_REG[0xf9] = RDTSCP;
 
 /** Whether a row's operands include a ModRM byte. */
 export function hasModrm(def: OpDef): boolean {
