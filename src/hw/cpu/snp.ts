@@ -75,7 +75,13 @@ export function execPvalidate(c: Cpu): void {
   const hook = c.platform.pvalidate;
   if (hook === undefined) c.fault(VEC_UD);
   const r = c.r;
-  const out = hook(c, r[2 * RAX]!, r[2 * RAX + 1]!, (r[2 * RCX]! & 1) !== 0, (r[2 * RDX]! & 1) !== 0);
+  const out = hook(
+    c,
+    r[2 * RAX]!,
+    r[2 * RAX + 1]!,
+    (r[2 * RCX]! & 1) !== 0,
+    (r[2 * RDX]! & 1) !== 0,
+  );
   finish(c, out.rax, out.carry);
 }
 

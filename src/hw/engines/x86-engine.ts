@@ -37,19 +37,9 @@ import {
   NO_ERROR_CODE,
   ShutdownError,
 } from '../cpu/events.js';
-import {
-  Interpreter,
-  STOP_BUDGET,
-  STOP_EXIT,
-  STOP_HLT,
-} from '../cpu/interpreter.js';
+import { Interpreter, STOP_BUDGET, STOP_EXIT, STOP_HLT } from '../cpu/interpreter.js';
 import { PagingTranslator, VEC_NPF } from '../cpu/paging-translator.js';
-import {
-  ACCESS_WRITE,
-  PERM_W,
-  type TranslateResult,
-  type Translator,
-} from '../cpu/translator.js';
+import { ACCESS_WRITE, PERM_W, type TranslateResult, type Translator } from '../cpu/translator.js';
 import type { Engine, ExitPort, VmExit } from '../engine.js';
 import type { Machine } from '../machine.js';
 import { PAGE_SIZE } from '../memory.js';
@@ -280,7 +270,9 @@ export class X86Engine implements Engine {
     const kind = EVENT_KIND[(inj >>> 8) & 7];
     if (kind === undefined) {
       vcpu.vmexit(SVM_EXIT_ERROR.VMEXIT_INVALID);
-      throw new X86StateError(`vCPU ${vcpu.apicId}: EVENTINJ 0x${inj.toString(16)} has a reserved type`);
+      throw new X86StateError(
+        `vCPU ${vcpu.apicId}: EVENTINJ 0x${inj.toString(16)} has a reserved type`,
+      );
     }
     const errorCode = (inj & EVENTINJ_EV) !== 0 ? vcpu.eventInjErrorCode : NO_ERROR_CODE;
     return this.deliver(c, inj & 0xff, errorCode, kind);
