@@ -1131,8 +1131,8 @@ export function execute(c: Cpu, i: Insn): void {
     case H.H_RDTSC:
     case H.H_RDTSCP: {
       // Intercepted only if the hypervisor asked (exit codes RDTSC 0x6E, RDTSCP 0x87).
-      if (c.sevEs && c.intercepts & (i.op === H.H_RDTSC ? INTERCEPT_RDTSC : INTERCEPT_RDTSCP))
-        c.fault(VEC_VC, i.op === H.H_RDTSC ? 0x6e : 0x87);
+      const bit = i.op === H.H_RDTSC ? INTERCEPT_RDTSC : INTERCEPT_RDTSCP;
+      if (c.sevEs && (c.intercepts & bit) !== 0) c.fault(VEC_VC, i.op === H.H_RDTSC ? 0x6e : 0x87);
       const t = c.platform.tsc(c.instructions);
       c.setReg(RAX, 4, (t % TWO32) | 0, 0);
       c.setReg(RDX, 4, Math.floor(t / TWO32) | 0, 0);
