@@ -3,6 +3,7 @@
 // saved to the VMSA, resume, the GHCB MSR, PVALIDATE/RMPADJUST against the machine's RMP, NPF
 // exits, TLB flushes on RMP changes, time slices and virtual time. Exceptions the guest raises are
 // recorded by a subclass (delivery through the IDT is tested with the descriptor-table work).
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { NPF_ERROR_CODE, RMP_VALIDATED, VMSA } from '../../arch/index.js';
 import { loadTestIdentity } from '../asp/test-identity.fixture.js';
@@ -284,5 +285,56 @@ describe('x86 engine: PVALIDATE and RMPADJUST against the RMP', () => {
     expect([v.get('r8'), v.get('r9')]).toEqual([0n, 2n]);
     expect(r.machine.rmp.vmplPerms(DATA / PAGE)).toEqual([0, 0xf, 1]);
     expect(r.engine.faults).toEqual([[13, 0, BigInt(CODE + 5 + 2 + 5 + 4 + 3 + 5 + 5 + 4 + 3)]]);
+  });
+});
+
+describe('x86 engine: hostile PVALIDATE/RMPADJUST operands', () => {
+  it('any RAX/RCX/RDX ends in a result, a fault or an NPF, and changes at most the target', () => {
+    // mov rax,[DATA]; mov rcx,[DATA+8]; mov rdx,[DATA+16]; (pvalidate|rmpadjust); hlt
+    const load = '488b042500100100 488b0c2508100100 488b142510100100';
+    const va = fc.oneof(
+      fc.integer({ min: 0, max: 0x20_0000 - 1 }).map(BigInt),
+      fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+    );
+    fc.assert(
+      fc.property(
+        fc.boolean(),
+        fc.constantFrom(0, 2),
+        va,
+        fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+        fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+        (pvalidate, vmpl, rax, rcx, rdx) => {
+          const r = rig(load + (pvalidate ? 'f20f01ff' : 'f30f01fe') + 'f4', { vmpl });
+          const operands = new Uint8Array(24);
+          const dv = new DataView(operands.buffer);
+          [rax, rcx, rdx].forEach((v, k) => dv.setBigUint64(8 * k, v, true));
+          r.machine.trackedMemory().write(DATA, operands);
+          // Make the first 2 MiB's unused pages assigned-but-unvalidated, as a guest's RAM is.
+          for (let p = 0; p < 0x20_0000; p += PAGE) {
+            if (!r.machine.rmp.isAssigned(p / PAGE)) r.machine.rmp.rmpupdate(p, false, true);
+          }
+          const before = r.machine.rmp.entries.slice();
+          r.run();
+          const exit = r.seen[0]!.exit.exitCode;
+          if (exit === 0x78n) {
+            expect([0n, 1n, 2n, 6n]).toContain(r.seen[0]!.vmsa.get('rax'));
+          } else if (exit === 0xfffn) {
+            expect([6, 13, 14, 29]).toContain(r.engine.faults[0]![0]);
+          } else {
+            expect(exit).toBe(0x400n);
+          }
+          // Only the target page (or its 2 MiB region) may have changed.
+          const changed: number[] = [];
+          const now = r.machine.rmp.entries;
+          for (let i = 0; i < now.length; i++) if (now[i] !== before[i]) changed.push(i);
+          if (changed.length > 0) {
+            const first = changed[0]!;
+            expect(changed[changed.length - 1]! - first).toBeLessThan(512);
+            expect(exit).toBe(0x78n);
+          }
+        },
+      ),
+      { numRuns: 40 },
+    );
   });
 });
