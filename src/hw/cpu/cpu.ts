@@ -103,7 +103,33 @@ export interface CpuPlatform {
   rdmsr?(msr: number): bigint | undefined;
   /** Writes an MSR the CPU does not hold itself; false raises #GP(0). */
   wrmsr?(msr: number, value: bigint): boolean;
+  /**
+   * PVALIDATE of the page at virtual hi:lo (RAX) for `cpu` at its CPL and VMPL, after the CPU's
+   * own checks. Translates the address (the page itself need not be validated yet) and updates the
+   * RMP; faults are raised with `cpu.fault` (VEC_NPF with the translator's npfGpa for an RMP
+   * nested page fault). Absent: #UD.
+   */
+  pvalidate?(cpu: Cpu, lo: number, hi: number, size2M: boolean, validate: boolean): RmpOutcome;
+  /** RMPADJUST of the page at virtual hi:lo with RDX = attrHi:attrLo; as `pvalidate`. */
+  rmpadjust?(
+    cpu: Cpu,
+    lo: number,
+    hi: number,
+    size2M: boolean,
+    attrLo: number,
+    attrHi: number,
+  ): RmpOutcome;
 }
+
+/** What PVALIDATE and RMPADJUST return: EAX and rFLAGS.CF. */
+export interface RmpOutcome {
+  readonly rax: number;
+  readonly carry: boolean;
+}
+
+/** `Cpu.intercepts` bits: instructions the hypervisor intercepts beyond the fixed set (io.ts). */
+export const INTERCEPT_RDTSC = 1;
+export const INTERCEPT_RDTSCP = 2;
 
 /** A deterministic default: vendor AuthenticAMD, nothing else advertised; TSC = instructions. */
 export const MINIMAL_PLATFORM: CpuPlatform = {
@@ -199,8 +225,19 @@ export class Cpu {
   exKind = 0;
   /** The GHCB MSR (0xC0010130), held by the CPU for SEV-ES guests (synced with the Vcpu). */
   ghcbMsr = 0n;
-  /** Set by HLT; the run loop stops and the engine decides what a halted vCPU does. */
+  /**
+   * Optional intercepts (INTERCEPT_*) the hypervisor set: under `sevEs` these instructions raise
+   * #VC. The always-intercepted ones (CPUID, IOIO, VMMCALL, WBINVD, INVD, MONITOR, MWAIT) do not
+   * need a bit.
+   */
+  intercepts = 0;
+  /**
+   * Set by HLT, or by an instruction that ends in a #VMEXIT once it completed (VMGEXIT, whose
+   * exit code is then in `exitCode`); the run loop stops and the engine decides what happens.
+   */
   halted = false;
+  /** The #VMEXIT an instruction asked for after completing (-1: none; HLT leaves it -1). */
+  exitCode = -1;
   /** Retired instructions. */
   instructions = 0;
 

@@ -126,6 +126,9 @@ export function decode(bytes: Uint8Array, pos: number, limit: number, out: Insn)
   if (def.f3 !== undefined && rep === REP_E) {
     def = def.f3;
     rep = REP_NONE;
+  } else if (def.f2 !== undefined && rep === REP_NE) {
+    def = def.f2;
+    rep = REP_NONE;
   }
 
   out.rex = hasRex;

@@ -64,7 +64,8 @@ export function formatInsn(i: Insn, address: bigint): string {
   let mn = def.mn;
   const osz = i.osz;
   const sfx = osz === 1 ? 'b' : osz === 2 ? 'w' : osz === 4 ? 'd' : 'q';
-  const isString = def.h >= H.H_MOVS && def.h <= H.H_SCAS;
+  const isString =
+    (def.h >= H.H_MOVS && def.h <= H.H_SCAS) || def.h === H.H_INS || def.h === H.H_OUTS;
   if (isString) mn += sfx;
   if (def.h === H.H_CBW) mn = osz === 2 ? 'cbw' : osz === 4 ? 'cwde' : 'cdqe';
   if (def.h === H.H_CWD) mn = osz === 2 ? 'cwd' : osz === 4 ? 'cdq' : 'cqo';
@@ -125,6 +126,12 @@ export function formatInsn(i: Insn, address: bigint): string {
         break;
       case 'CL':
         out.push('cl');
+        break;
+      case 'DX':
+        out.push('dx');
+        break;
+      case 'eAX':
+        out.push(regName(0, osz === 8 ? 4 : osz));
         break;
       case '1':
         out.push('1');

@@ -19,6 +19,9 @@ import {
   VEC_DE,
   VEC_GP,
   VEC_UD,
+  VEC_VC,
+  INTERCEPT_RDTSC,
+  INTERCEPT_RDTSCP,
 } from './cpu.js';
 import {
   AF,
@@ -35,7 +38,16 @@ import {
   ZF,
 } from './flags.js';
 import { type Insn, REP_E, REP_NONE } from './insn.js';
+import { execIn, execIns, execOut, execOuts } from './io.js';
 import * as H from './ops.js';
+import {
+  execCache,
+  execMonitor,
+  execPvalidate,
+  execRmpadjust,
+  execVmgexit,
+  execVmmcall,
+} from './snp.js';
 
 /** Value mask by operand size in bytes (4 and 8 keep the int32 halves as they are). */
 const MASK = new Int32Array([0, 0xff, 0xffff, 0, -1, 0, 0, 0, -1]);
@@ -1118,6 +1130,7 @@ export function execute(c: Cpu, i: Insn): void {
     case H.H_NOP:
       return;
     case H.H_CPUID: {
+      if (c.sevEs) c.fault(VEC_VC, 0x72); // always intercepted: the SVM exit code CPUID
       const out = c.cpuidOut;
       c.platform.cpuid(r[0]!, r[2]!, out);
       c.setReg(RAX, 4, out[0]!, 0);
@@ -1128,6 +1141,9 @@ export function execute(c: Cpu, i: Insn): void {
     }
     case H.H_RDTSC:
     case H.H_RDTSCP: {
+      // Intercepted only if the hypervisor asked (exit codes RDTSC 0x6E, RDTSCP 0x87).
+      const bit = i.op === H.H_RDTSC ? INTERCEPT_RDTSC : INTERCEPT_RDTSCP;
+      if (c.sevEs && (c.intercepts & bit) !== 0) c.fault(VEC_VC, i.op === H.H_RDTSC ? 0x6e : 0x87);
       const t = c.platform.tsc(c.instructions);
       c.setReg(RAX, 4, (t % TWO32) | 0, 0);
       c.setReg(RDX, 4, Math.floor(t / TWO32) | 0, 0);
@@ -1176,6 +1192,37 @@ export function execute(c: Cpu, i: Insn): void {
       c.setReg(RAX, 1, c.read8(c.a0, c.a1), 0);
       return;
     }
+    case H.H_IN:
+      execIn(c, i);
+      return;
+    case H.H_OUT:
+      execOut(c, i);
+      return;
+    case H.H_INS:
+      execIns(c, i);
+      return;
+    case H.H_OUTS:
+      execOuts(c, i);
+      return;
+    case H.H_VMMCALL:
+      execVmmcall(c);
+      return;
+    case H.H_VMGEXIT:
+      execVmgexit(c);
+      return;
+    case H.H_PVALIDATE:
+      execPvalidate(c);
+      return;
+    case H.H_RMPADJUST:
+      execRmpadjust(c);
+      return;
+    case H.H_CACHE:
+      execCache(c, i);
+      return;
+    case H.H_MONITOR:
+    case H.H_MWAIT:
+      execMonitor(c, i.op === H.H_MWAIT);
+      return;
     default:
       // The system-architecture handlers (70-119) live in system.ts.
       if (i.op >= H.H_MOV_R_CR && i.op < 120) systemExecute(c, i);

@@ -48,6 +48,10 @@ export const STOP_EXCEPTION = 2;
 export const STOP_SHUTDOWN = 3;
 /** The CPU left 64-bit mode: 16/32-bit code is not decoded yet (`cpu.mode`). */
 export const STOP_MODE = 4;
+/**
+ * An instruction completed and asked for a #VMEXIT (VMGEXIT): `cpu.exitCode`; RIP after it.
+ */
+export const STOP_EXIT = 5;
 
 /** Whether a pending NMI or interrupt could be taken now (HLT wakes for it). */
 function interruptReady(c: Cpu): boolean {
@@ -67,6 +71,7 @@ export class Interpreter {
     let left = budget;
     c.exVector = -1;
     c.halted = false;
+    c.exitCode = -1;
     for (;;) {
       try {
         while (left > 0) {
@@ -79,6 +84,7 @@ export class Interpreter {
           c.instructions++;
           left--;
           if (c.halted) {
+            if (c.exitCode >= 0) return STOP_EXIT;
             if (!interruptReady(c)) return STOP_HLT;
             c.halted = false; // a deliverable interrupt wakes it at the next boundary
           }

@@ -30,6 +30,8 @@ export interface OpDef {
    * 'modreg': ModRM.mod is ignored and rm always names a register (MOV CRn/DRn).
    */
   readonly form?: 'reg' | 'mem' | 'modreg';
+  /** The row when an F2 prefix selects another instruction (PVALIDATE). */
+  readonly f2?: OpDef;
 }
 
 function d(
@@ -354,12 +356,31 @@ export const GROUP7_REG: ReadonlyMap<number, OpDef> = new Map([
   [0xcb, d('stac', '', H.H_CLAC, 1)],
   [0xf8, d('swapgs', '', H.H_SWAPGS)],
   [0xf9, d('rdtscp', '', H.H_RDTSCP)],
+  [0xc8, d('monitor', '', H.H_MONITOR)],
+  [0xc9, d('mwait', '', H.H_MWAIT)],
+  [0xd9, d('vmmcall', '', H.H_VMMCALL, 0, SZ_V, { f3: d('vmgexit', '', H.H_VMGEXIT) })],
+  [0xfe, d('(bad)', '', H.H_UD, 0, SZ_V, { f3: d('rmpadjust', '', H.H_RMPADJUST) })],
+  [0xff, d('(bad)', '', H.H_UD, 0, SZ_V, { f2: d('pvalidate', '', H.H_PVALIDATE) })],
 ]);
+
+// ---- I/O (ports in imm8 or DX; the handlers mask an imm8 port to 8 bits)
+ONE_BYTE[0x6c] = d('ins', 'Yb,DX', H.H_INS, 0, SZ_B);
+ONE_BYTE[0x6d] = d('ins', 'Yz,DX', H.H_INS);
+ONE_BYTE[0x6e] = d('outs', 'DX,Xb', H.H_OUTS, 0, SZ_B);
+ONE_BYTE[0x6f] = d('outs', 'DX,Xz', H.H_OUTS);
+ONE_BYTE[0xe4] = d('in', 'AL,Ib', H.H_IN, 0, SZ_B);
+ONE_BYTE[0xe5] = d('in', 'eAX,Ib', H.H_IN);
+ONE_BYTE[0xe6] = d('out', 'Ib,AL', H.H_OUT, 0, SZ_B);
+ONE_BYTE[0xe7] = d('out', 'Ib,eAX', H.H_OUT);
+ONE_BYTE[0xec] = d('in', 'AL,DX', H.H_IN, 1, SZ_B);
+ONE_BYTE[0xed] = d('in', 'eAX,DX', H.H_IN, 1);
+ONE_BYTE[0xee] = d('out', 'DX,AL', H.H_OUT, 1, SZ_B);
+ONE_BYTE[0xef] = d('out', 'DX,eAX', H.H_OUT, 1);
+TWO_BYTE[0x08] = d('invd', '', H.H_CACHE, 1);
+TWO_BYTE[0x09] = d('wbinvd', '', H.H_CACHE, 0);
 
 /** ENDBR64 (F3 0F 1E FA), named for the disassembler; it executes as the hint NOP it is. */
 export const ENDBR64 = d('endbr64', '', H.H_NOP);
-/** RDTSCP (0F 01 F9). */
-export const RDTSCP = d('rdtscp', '', H.H_RDTSCP);
 
 /** Whether a row's operands include a ModRM byte. */
 export function hasModrm(def: OpDef): boolean {

@@ -136,7 +136,25 @@ export const H_RDPID = 103;
 /** JMP/CALL FAR ptr16:16/32 (EA, 9A; not in 64-bit mode): offset in imm, selector in imm2. */
 export const H_JMP_FAR_PTR = 104;
 export const H_CALL_FAR_PTR = 105;
-export const HANDLER_COUNT = 106;
+// Engine, I/O and SNP instructions (range 170-189; io.ts, snp.ts).
+/** IN: sub 0 port in imm8, 1 port in DX. */
+export const H_IN = 170;
+/** OUT: sub 0 port in imm8, 1 port in DX. */
+export const H_OUT = 171;
+export const H_INS = 172;
+export const H_OUTS = 173;
+export const H_VMMCALL = 174;
+/** VMGEXIT (F3 0F 01 D9). */
+export const H_VMGEXIT = 175;
+/** PVALIDATE (F2 0F 01 FF). */
+export const H_PVALIDATE = 176;
+/** RMPADJUST (F3 0F 01 FE). */
+export const H_RMPADJUST = 177;
+/** Cache control: sub 0 WBINVD, 1 INVD. */
+export const H_CACHE = 178;
+export const H_MONITOR = 179;
+export const H_MWAIT = 180;
+export const HANDLER_COUNT = 181;
 
 /** ALU operation numbers (the reg field of group 1 and bits 5:3 of opcodes 00..3F). */
 export const ALU_ADD = 0;

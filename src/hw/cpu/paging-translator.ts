@@ -101,6 +101,8 @@ export class PagingTranslator implements Translator {
   /** Page walks made (misses of the CPU's TLB that reached this translator). */
   walks = 0;
 
+  /** Set while `translateTarget` walks: the final page is not RMP-checked. */
+  private targetOnly = false;
   private pg = false;
   private wp = false;
   private nxe = false;
@@ -170,6 +172,21 @@ export class PagingTranslator implements Translator {
     this.rmp.onChange(() => flush());
   }
 
+  /**
+   * The frame of the page at hi:lo as PVALIDATE and RMPADJUST translate it: a read walk with every
+   * check of the walk and of the tables, but no RMP check of the final page, whose RMP entry the
+   * instruction is about to examine itself (it need not be validated yet). Returns the frame or -1
+   * with `out` set, as `translate`.
+   */
+  translateTarget(lo: number, hi: number, user: boolean, out: TranslateResult): number {
+    this.targetOnly = true;
+    try {
+      return this.translate(lo, hi, ACCESS_READ, user, out);
+    } finally {
+      this.targetOnly = false;
+    }
+  }
+
   translate(lo: number, hi: number, access: number, user: boolean, out: TranslateResult): number {
     this.walks++;
     if (hi >> 15 !== hi >> 31) {
@@ -181,6 +198,7 @@ export class PagingTranslator implements Translator {
     if (!this.pg) {
       // Physical = virtual; an SNP guest's accesses without paging are private.
       const gpa = (lo >>> 0) + (hi >>> 0) * TWO32;
+      if (this.targetOnly) return Math.floor(gpa / 4096);
       if (!this.rmpOk(gpa, true, cpl, access, NPF_FINAL, out)) return -1;
       out.perm = this.finalPerms(gpa, true, cpl, PERM_R | PERM_W | PERM_X);
       return Math.floor(gpa / 4096);
@@ -265,7 +283,7 @@ export class PagingTranslator implements Translator {
     // The final page against the RMP, for the access made.
     const pageC = (leafHi & this.cBitHi) !== 0;
     const gpa = frame * 4096;
-    if (!this.rmpOk(gpa, pageC, cpl, access, NPF_FINAL, out)) return -1;
+    if (!this.targetOnly && !this.rmpOk(gpa, pageC, cpl, access, NPF_FINAL, out)) return -1;
     // Accessed on every level, dirty on the leaf for a write. Each store is RMP checked as a write.
     for (let l = 4; l >= leafLevel; l--) {
       const at = entries[4 - l]!;
