@@ -67,8 +67,14 @@ function eaOffset(c: Cpu, i: Insn): void {
     hi = (hi + x1 + (t >>> 0 < lo >>> 0 ? 1 : 0)) | 0;
     lo = t;
   }
-  c.a0 = lo;
-  c.a1 = i.asz === 4 ? 0 : hi;
+  if (i.asz === 8) {
+    c.a0 = lo;
+    c.a1 = hi;
+  } else {
+    // 32-bit addresses are zero-extended; 16-bit ones wrap at 64 KiB (before the segment base).
+    c.a0 = i.asz === 4 ? lo : lo & 0xffff;
+    c.a1 = 0;
+  }
 }
 
 /** Effective address of the memory operand, with the FS/GS base, into c.a0/c.a1. */

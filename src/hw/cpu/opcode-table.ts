@@ -346,6 +346,31 @@ TWO_BYTE[0xb4] = d('lfs', 'Gv,M', H.H_LFP, 4, SZ_V, { form: 'mem' });
 TWO_BYTE[0xb5] = d('lgs', 'Gv,M', H.H_LFP, 5, SZ_V, { form: 'mem' });
 
 /**
+ * One-byte rows that differ outside 64-bit mode: INC/DEC r (40-4F, REX in 64-bit mode), PUSH/POP
+ * of ES/CS/SS/DS, LES/LDS (VEX in 64-bit mode); ARPL (63, MOVSXD in 64-bit mode) is not modelled.
+ */
+export const LEGACY_ONE_BYTE: ReadonlyMap<number, OpDef | null> = new Map<number, OpDef | null>([
+  ...[0, 1, 2, 3, 4, 5, 6, 7].map((r): [number, OpDef] => [
+    0x40 + r,
+    d('inc', 'Zv', H.H_INCDEC, 0),
+  ]),
+  ...[0, 1, 2, 3, 4, 5, 6, 7].map((r): [number, OpDef] => [
+    0x48 + r,
+    d('dec', 'Zv', H.H_INCDEC, 1),
+  ]),
+  [0x06, d('push', 'es', H.H_PUSH_SREG, 0)],
+  [0x07, d('pop', 'es', H.H_POP_SREG, 0)],
+  [0x0e, d('push', 'cs', H.H_PUSH_SREG, 1)],
+  [0x16, d('push', 'ss', H.H_PUSH_SREG, 2)],
+  [0x17, d('pop', 'ss', H.H_POP_SREG, 2)],
+  [0x1e, d('push', 'ds', H.H_PUSH_SREG, 3)],
+  [0x1f, d('pop', 'ds', H.H_POP_SREG, 3)],
+  [0x63, null],
+  [0xc4, d('les', 'Gv,M', H.H_LFP, 0, SZ_V, { form: 'mem' })],
+  [0xc5, d('lds', 'Gv,M', H.H_LFP, 3, SZ_V, { form: 'mem' })],
+]);
+
+/**
  * Group 7 encodings with ModRM.mod = 3 that are whole instructions, by ModRM byte (the /4 SMSW
  * and /6 LMSW register forms go through the group row instead).
  */

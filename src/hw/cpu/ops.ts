@@ -136,7 +136,12 @@ export const H_RDPID = 103;
 /** JMP/CALL FAR ptr16:16/32 (EA, 9A; not in 64-bit mode): offset in imm, selector in imm2. */
 export const H_JMP_FAR_PTR = 104;
 export const H_CALL_FAR_PTR = 105;
-export const HANDLER_COUNT = 106;
+/**
+ * Outside 64-bit mode, the stack and near-branch handlers (PUSH/POP/CALL/RET/JMP/Jcc/LEAVE/...)
+ * decode to this one: sub = (original handler << 4) | original sub.
+ */
+export const H_LEGACY_FLOW = 106;
+export const HANDLER_COUNT = 107;
 
 /** ALU operation numbers (the reg field of group 1 and bits 5:3 of opcodes 00..3F). */
 export const ALU_ADD = 0;

@@ -25,10 +25,11 @@ import {
   VEC_VC,
 } from './cpu.js';
 import { ea, pop, push, readE, registerSystemHandlers, storeE } from './execute.js';
-import { callFar, iret, jumpFar, retFar } from './far.js';
+import { callFar, iret, jumpFar, retFar, stackAdjust, stackPush, stackRead } from './far.js';
 import { IF, OF } from './flags.js';
 import { type Insn, NO_REG } from './insn.js';
 import * as H from './ops.js';
+import { legacyFlow } from './legacy.js';
 import { loadDataSegment, loadLdt, loadStackSegment, loadTr } from './segments.js';
 
 /** SVM exit code of an MSR access, the #VC error code under SEV-ES (APM vol. 2, 15.35). */
@@ -60,9 +61,10 @@ function requireCpl0(c: Cpu): void {
   if (c.cpl !== 0) c.fault(VEC_GP, 0);
 }
 
-/** The 64-bit value of register n as a bigint. */
+/** Register n as MOV CRn/DRn sees it: 64 bits in 64-bit mode, else 32. */
 function reg64(c: Cpu, n: number): bigint {
-  return c.getReg64(n);
+  const v = c.getReg64(n);
+  return c.mode === MODE_64 ? v : v & 0xffffffffn;
 }
 
 function isCanonical(v: bigint): boolean {
@@ -75,7 +77,7 @@ export function executeSystem(c: Cpu, i: Insn): void {
   switch (i.op) {
     case H.H_MOV_R_CR:
       requireCpl0(c);
-      c.setReg64(i.rm, readCr(c, i.reg));
+      c.setReg64(i.rm, readCr(c, i.reg) & (c.mode === MODE_64 ? ~0n : 0xffffffffn));
       return;
     case H.H_MOV_CR_R:
       requireCpl0(c);
@@ -227,13 +229,20 @@ export function executeSystem(c: Cpu, i: Insn): void {
       return;
     }
     case H.H_PUSH_SREG:
-      push(c, i.osz, c.seg[i.sub]!.selector, 0);
+      if (c.mode === MODE_64) push(c, i.osz, c.seg[i.sub]!.selector, 0);
+      else stackPush(c, i.osz, c.seg[i.sub]!.selector, 0);
       return;
     case H.H_POP_SREG: {
       const r = c.r;
       const lo = r[8]!;
       const hi = r[9]!;
-      const sel = pop(c, i.osz) & 0xffff;
+      let sel: number;
+      if (c.mode === MODE_64) {
+        sel = pop(c, i.osz) & 0xffff;
+      } else {
+        sel = stackRead(c, 0, 2);
+        stackAdjust(c, i.osz);
+      }
       try {
         loadSegment(c, i.sub, sel);
       } catch (e) {
@@ -306,6 +315,9 @@ export function executeSystem(c: Cpu, i: Insn): void {
       return;
     case H.H_RETF:
       retFar(c, i.osz, i.imm & 0xffff);
+      return;
+    case H.H_LEGACY_FLOW:
+      legacyFlow(c, i);
       return;
     case H.H_RDPID: {
       const v = c.tscAux & 0xffffffffn;
