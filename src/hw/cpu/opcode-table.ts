@@ -311,8 +311,8 @@ TWO_BYTE[0x00] = group(
     d('str', 'Ev', H.H_SLDT, 1),
     d('lldt', 'Ew', H.H_LLDT, 0, SZ_W),
     d('ltr', 'Ew', H.H_LTR, 0, SZ_W),
-    null, // VERR
-    null, // VERW
+    d('verr', 'Ew', H.H_VERRW, 0, SZ_W),
+    d('verw', 'Ew', H.H_VERRW, 1, SZ_W),
     null,
     null,
   ],
@@ -328,6 +328,8 @@ TWO_BYTE[0x01] = group([
   d('lmsw', 'Ew', H.H_LMSW, 0, SZ_W),
   d('invlpg', 'M', H.H_INVLPG, 0, SZ_B, { form: 'mem' }),
 ]);
+TWO_BYTE[0x02] = d('lar', 'Gv,Ew', H.H_LARLSL, 0);
+TWO_BYTE[0x03] = d('lsl', 'Gv,Ew', H.H_LARLSL, 1);
 TWO_BYTE[0x05] = d('syscall', '', H.H_SYSCALL);
 TWO_BYTE[0x06] = d('clts', '', H.H_CLTS);
 TWO_BYTE[0x07] = d('sysret', '', H.H_SYSRET);

@@ -141,7 +141,11 @@ export const H_CALL_FAR_PTR = 105;
  * decode to this one: sub = (original handler << 4) | original sub.
  */
 export const H_LEGACY_FLOW = 106;
-export const HANDLER_COUNT = 107;
+/** sub 0 VERR, 1 VERW. */
+export const H_VERRW = 107;
+/** sub 0 LAR, 1 LSL. */
+export const H_LARLSL = 108;
+export const HANDLER_COUNT = 109;
 
 /** ALU operation numbers (the reg field of group 1 and bits 5:3 of opcodes 00..3F). */
 export const ALU_ADD = 0;

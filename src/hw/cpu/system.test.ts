@@ -512,6 +512,36 @@ describe('far transfers', () => {
   });
 });
 
+describe('VERR/VERW/LAR/LSL', () => {
+  /** Runs `insn` with AX = selector, then SETZ CL; returns [ZF, RBX]. */
+  function probe(insn: string, sel: number, user = false): [number, bigint] {
+    const m = machine(insn + '0f94c1 cc');
+    if (user) toUser(m.cpu);
+    m.cpu.setReg64(RAX, BigInt(sel));
+    m.cpu.setReg64(RBX, 0x77n);
+    expect(run(m)).toBe(STOP_EXCEPTION);
+    expect(m.cpu.exVector).toBe(3);
+    return [Number(m.cpu.getReg64(RCX) & 1n), m.cpu.getReg64(RBX)];
+  }
+
+  it('VERR/VERW by type and privilege', () => {
+    expect(probe('0f00e8', SEL_DATA0)[0]).toBe(1); // verw: writable data
+    expect(probe('0f00e0', SEL_CODE64)[0]).toBe(1); // verr: readable code
+    expect(probe('0f00e8', SEL_CODE64)[0]).toBe(0); // verw: code
+    expect(probe('0f00e0', SEL_DATA0, true)[0]).toBe(0); // DPL 0 data from CPL 3
+    expect(probe('0f00e0', SEL_DATA3 | 3, true)[0]).toBe(1);
+    expect(probe('0f00e0', 0)[0]).toBe(0);
+    expect(probe('0f00e0', 0x1f8)[0]).toBe(0); // beyond the GDT limit: ZF = 0, no fault
+  });
+
+  it('LSL gives the byte limit, LAR the access rights; invalid selectors leave the register', () => {
+    expect(probe('0f03d8', SEL_DATA0)).toEqual([1, 0xffffffffn]);
+    expect(probe('0f02d8', SEL_DATA0)).toEqual([1, 0x00c09300n]);
+    expect(probe('0f03d8', SEL_TSS)).toEqual([1, 0x67n]);
+    expect(probe('0f03d8', 0)).toEqual([0, 0x77n]);
+  });
+});
+
 describe('disassembly of system instructions', () => {
   it('names them', () => {
     const text = disassemble(

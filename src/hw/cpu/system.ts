@@ -26,11 +26,17 @@ import {
 } from './cpu.js';
 import { ea, pop, push, readE, registerSystemHandlers, storeE } from './execute.js';
 import { callFar, iret, jumpFar, retFar, stackAdjust, stackPush, stackRead } from './far.js';
-import { IF, OF } from './flags.js';
+import { IF, OF, ZF } from './flags.js';
 import { type Insn, NO_REG } from './insn.js';
 import * as H from './ops.js';
 import { legacyFlow } from './legacy.js';
-import { loadDataSegment, loadLdt, loadStackSegment, loadTr } from './segments.js';
+import {
+  visibleDescriptor,
+  loadDataSegment,
+  loadLdt,
+  loadStackSegment,
+  loadTr,
+} from './segments.js';
 
 /** SVM exit code of an MSR access, the #VC error code under SEV-ES (APM vol. 2, 15.35). */
 export const VC_MSR = 0x7c;
@@ -56,6 +62,10 @@ const EFER_LME = 0x100;
 const EFER_LMA = 0x400;
 /** EFER bits software may set: SCE LME NXE SVME LMSLE FFXSR TCE AUTOIBRS (LMA is read-only). */
 const EFER_WRITABLE = 0x20fd01;
+
+function longModeActive(c: Cpu): boolean {
+  return (c.efer & EFER_LMA) !== 0;
+}
 
 function requireCpl0(c: Cpu): void {
   if (c.cpl !== 0) c.fault(VEC_GP, 0);
@@ -316,6 +326,47 @@ export function executeSystem(c: Cpu, i: Insn): void {
     case H.H_RETF:
       retFar(c, i.osz, i.imm & 0xffff);
       return;
+    case H.H_VERRW: {
+      if (c.mode === MODE_REAL) c.fault(VEC_UD);
+      const d = visibleDescriptor(c, readE(c, i, 2));
+      const a = d === null ? 0 : d.attr;
+      // VERR: data or readable code; VERW: writable data.
+      const ok =
+        (a & 0x10) !== 0 && (i.sub === 0 ? (a & 0x8) === 0 || (a & 0x2) !== 0 : (a & 0xa) === 0x2);
+      c.flags.assign(ZF, ok ? ZF : 0);
+      return;
+    }
+    case H.H_LARLSL: {
+      if (c.mode === MODE_REAL) c.fault(VEC_UD);
+      const d = visibleDescriptor(c, readE(c, i, 2));
+      // Code/data, LDT and TSS descriptors (and, for LAR, gates outside long mode) qualify.
+      const a = d === null ? 0 : d.attr;
+      const t = a & 0x1f;
+      const ok =
+        d !== null &&
+        ((t & 0x10) !== 0 ||
+          t === 0x2 ||
+          t === 0x9 ||
+          t === 0xb ||
+          (!longModeActive(c) &&
+            (t === 0x1 ||
+              t === 0x3 ||
+              (i.sub === 0 &&
+                (t === 0x4 ||
+                  t === 0x5 ||
+                  t === 0x6 ||
+                  t === 0x7 ||
+                  t === 0xc ||
+                  t === 0xe ||
+                  t === 0xf)))));
+      c.flags.assign(ZF, ok ? ZF : 0);
+      if (ok && d !== null) {
+        // LAR: descriptor bits 8-23 of the high dword masked to F0FF00h; LSL: the byte limit.
+        const v = i.sub === 0 ? d.hi & 0x00f0ff00 : d.limit;
+        c.setReg(i.reg, i.osz, i.osz === 2 ? v & 0xffff : v | 0, 0);
+      }
+      return;
+    }
     case H.H_LEGACY_FLOW:
       legacyFlow(c, i);
       return;
