@@ -36,7 +36,7 @@ const XCHG_R_RAX: OpDef = ONE_BYTE[0x91]!;
 const MODRM16_BASE = [3, 3, 5, 5, 6, 7, 5, 3];
 const MODRM16_INDEX = [6, 7, 6, 7, NO_REG, NO_REG, NO_REG, NO_REG];
 
-/** Handlers that use RSP or RIP as 64-bit registers (see H_LEGACY_FLOW). */
+/** Handlers that use RSP, RIP or flat RSI/RDI as 64-bit registers (see H_LEGACY_FLOW). */
 const LEGACY_FLOW: ReadonlySet<number> = new Set([
   H.H_PUSH_R,
   H.H_POP_R,
@@ -53,6 +53,11 @@ const LEGACY_FLOW: ReadonlySet<number> = new Set([
   H.H_JCC,
   H.H_LEAVE,
   H.H_ENTER,
+  H.H_MOVS,
+  H.H_CMPS,
+  H.H_STOS,
+  H.H_LODS,
+  H.H_SCAS,
 ]);
 
 /** A byte-register number as Insn codes it: AH..BH (16..19) when n is 4..7 and there is no REX. */

@@ -3,10 +3,11 @@
 // operand size (APM vol. 3 "PUSH", "CALL (Near)", "Jcc"...). The decoder maps these handlers to
 // H_LEGACY_FLOW only for 16/32-bit code, so 64-bit code keeps its own fast handlers.
 
-import { type Cpu, RBP, RSP, VEC_UD } from './cpu.js';
+import { type Cpu, RAX, RBP, RCX, RDI, RSI, RSP, SEG_DS, SEG_ES, VEC_UD } from './cpu.js';
 import { readE, storeE } from './execute.js';
 import { stackAdjust, stackPush, stackRead, stackWidth } from './far.js';
-import type { Insn } from './insn.js';
+import { DF, LF_SUB } from './flags.js';
+import { type Insn, REP_E, REP_NONE } from './insn.js';
 import * as H from './ops.js';
 
 /** IP after adding `delta`, wrapped to the operand size. */
@@ -97,7 +98,76 @@ export function legacyFlow(c: Cpu, i: Insn): void {
       c.setReg(RBP, osz, v, 0);
       return;
     }
+    case H.H_MOVS:
+    case H.H_CMPS:
+    case H.H_STOS:
+    case H.H_LODS:
+    case H.H_SCAS:
+      stringOp(c, i, op);
+      return;
     default:
       c.fault(VEC_UD); // ENTER outside 64-bit mode is not modelled
+  }
+}
+
+const MASK = [0, 0xff, 0xffff, 0, -1];
+
+/** Adds `step` to register n at address size `asz` (2: the low word only). */
+function stepIndex(c: Cpu, n: number, step: number, asz: number): void {
+  const r = c.r;
+  const v = r[2 * n]!;
+  r[2 * n] = asz === 2 ? (v & ~0xffff) | ((v + step) & 0xffff) : (v + step) | 0;
+}
+
+/** seg.base + (register n at address size `asz`), a linear address below 4 GiB. */
+function linear(c: Cpu, seg: number, n: number, asz: number): number {
+  const off = asz === 2 ? c.r[2 * n]! & 0xffff : c.r[2 * n]!;
+  return (c.segBase[2 * seg]! + off) | 0;
+}
+
+/**
+ * MOVS/CMPS/STOS/LODS/SCAS of 16/32-bit code: sources DS:rSI (or the override), destinations
+ * ES:rDI (never overridden), counts and indexes at the address size.
+ */
+function stringOp(c: Cpu, i: Insn, op: number): void {
+  const r = c.r;
+  const size = i.osz;
+  const asz = i.asz;
+  const step = (c.flags.bits & DF) !== 0 ? -size : size;
+  const rep = i.rep !== REP_NONE;
+  const src = i.seg >= 0 ? i.seg : SEG_DS;
+  const m = MASK[size]!;
+  for (;;) {
+    if (rep && (asz === 2 ? r[2 * RCX]! & 0xffff : r[2 * RCX]!) === 0) return;
+    let again = true;
+    switch (op) {
+      case H.H_MOVS: {
+        const v = c.read(linear(c, src, RSI, asz), 0, size);
+        c.write(linear(c, SEG_ES, RDI, asz), 0, size, v, 0);
+        stepIndex(c, RSI, step, asz);
+        stepIndex(c, RDI, step, asz);
+        break;
+      }
+      case H.H_STOS:
+        c.write(linear(c, SEG_ES, RDI, asz), 0, size, r[2 * RAX]! & m, 0);
+        stepIndex(c, RDI, step, asz);
+        break;
+      case H.H_LODS:
+        c.setReg(RAX, size, c.read(linear(c, src, RSI, asz), 0, size), 0);
+        stepIndex(c, RSI, step, asz);
+        break;
+      default: {
+        // CMPS compares [rSI] with [rDI]; SCAS compares rAX with [rDI].
+        const a = op === H.H_CMPS ? c.read(linear(c, src, RSI, asz), 0, size) : r[2 * RAX]! & m;
+        const b = c.read(linear(c, SEG_ES, RDI, asz), 0, size);
+        c.flags.set(LF_SUB, size, a, 0, b, 0, (a - b) & m, 0);
+        if (op === H.H_CMPS) stepIndex(c, RSI, step, asz);
+        stepIndex(c, RDI, step, asz);
+        again = c.flags.zf() === (i.rep === REP_E);
+      }
+    }
+    if (!rep) return;
+    stepIndex(c, RCX, -1, asz);
+    if (!again) return;
   }
 }

@@ -107,6 +107,29 @@ describe('real mode', () => {
   });
 });
 
+describe('string instructions in 16-bit code', () => {
+  it('REP MOVSB copies DS:SI to ES:DI with 16-bit indexes; REPNE SCASB finds a byte in ES', () => {
+    // rep movsb; mov al, 0x33; mov di, 0xfffe; mov cx, 8; repne scasb; hlt
+    const m = machine('');
+    m.mem.set(hex('f3a4 b033 bffeff b90800 f2ae f4'), 0x9000);
+    realMode(m, 0x900, 0);
+    const c = m.cpu;
+    c.setSegment(SEG_DS, 0x300, 0x3000n, 0xffff, 0x92);
+    c.setSegment(SEG_ES, 0x400, 0x4000n, 0xffff, 0x92);
+    m.mem.set([0x11, 0x22, 0x33, 0x44], 0x3010);
+    m.mem[0x4002] = 0x33; // the byte REPNE SCASB finds after DI wraps from FFFE
+    c.setReg64(6, 0xffff_0010n); // SI: only the low word counts
+    c.setReg64(7, 0x20n); // DI
+    c.setReg64(1, 4n); // CX
+    expect(m.interp.run(20)).toBe(STOP_HLT);
+    expect([...m.mem.subarray(0x4020, 0x4024)]).toEqual([0x11, 0x22, 0x33, 0x44]);
+    expect(c.getReg64(6)).toBe(0xffff_0014n);
+    // DI wrapped: FFFE, FFFF, 0000, 0001, 0002 -> stops after 0002.
+    expect(c.getReg64(7) & 0xffffn).toBe(3n);
+    expect(c.getReg64(1) & 0xffffn).toBe(8n - 5n);
+  });
+});
+
 describe('the SEV-ES AP trampoline path: real -> protected -> long mode', () => {
   it('runs the mode switches of realmode/rm/trampoline_64.S', () => {
     const m = machine('');
