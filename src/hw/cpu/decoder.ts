@@ -9,6 +9,7 @@ import { Insn, NO_REG, REP_E, REP_NE, REP_NONE, RIP_BASE } from './insn.js';
 import * as H from './ops.js';
 import {
   ENDBR64,
+  FSGSBASE,
   GROUP7_REG,
   hasModrm,
   LEGACY_ONE_BYTE,
@@ -194,7 +195,12 @@ export function decode(
     const modrm = bytes[p++]!;
     mod = modrm >> 6;
     const regField = (modrm >> 3) & 7;
-    if (def.group !== undefined) {
+    if (twoByte && b === 0xae && rep === REP_E && mod === 3 && regField < 4 && !legacy) {
+      // F3 0F AE /0../3 with mod = 3: RDFSBASE, RDGSBASE, WRFSBASE, WRGSBASE.
+      def = FSGSBASE[regField]!;
+      rep = REP_NONE;
+      out.rep = REP_NONE;
+    } else if (def.group !== undefined) {
       const g = def.group[regField] ?? null;
       if (g === null) return DECODE_UD;
       def = g;

@@ -1137,7 +1137,7 @@ export function execute(c: Cpu, i: Insn): void {
       const t = c.platform.tsc(c.instructions);
       c.setReg(RAX, 4, (t % TWO32) | 0, 0);
       c.setReg(RDX, 4, Math.floor(t / TWO32) | 0, 0);
-      if (i.op === H.H_RDTSCP) c.setReg(RCX, 4, 0, 0); // TSC_AUX
+      if (i.op === H.H_RDTSCP) c.setReg(RCX, 4, Number(c.tscAux & 0xffffffffn) | 0, 0);
       return;
     }
     case H.H_HLT:

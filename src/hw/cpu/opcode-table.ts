@@ -383,6 +383,14 @@ export const GROUP7_REG: ReadonlyMap<number, OpDef> = new Map([
   [0xf9, d('rdtscp', '', H.H_RDTSCP)],
 ]);
 
+/** F3 0F AE /0../3 with mod = 3 (the decoder picks these before the 0F AE group). */
+export const FSGSBASE: readonly OpDef[] = [
+  d('rdfsbase', 'Ev', H.H_FSGSBASE, 0, SZ_V, { form: 'reg' }),
+  d('rdgsbase', 'Ev', H.H_FSGSBASE, 1, SZ_V, { form: 'reg' }),
+  d('wrfsbase', 'Ev', H.H_FSGSBASE, 2, SZ_V, { form: 'reg' }),
+  d('wrgsbase', 'Ev', H.H_FSGSBASE, 3, SZ_V, { form: 'reg' }),
+];
+
 /** ENDBR64 (F3 0F 1E FA), named for the disassembler; it executes as the hint NOP it is. */
 export const ENDBR64 = d('endbr64', '', H.H_NOP);
 /** RDTSCP (0F 01 F9). */

@@ -145,7 +145,9 @@ export const H_LEGACY_FLOW = 106;
 export const H_VERRW = 107;
 /** sub 0 LAR, 1 LSL. */
 export const H_LARLSL = 108;
-export const HANDLER_COUNT = 109;
+/** sub 0 RDFSBASE, 1 RDGSBASE, 2 WRFSBASE, 3 WRGSBASE. */
+export const H_FSGSBASE = 109;
+export const HANDLER_COUNT = 110;
 
 /** ALU operation numbers (the reg field of group 1 and bits 5:3 of opcodes 00..3F). */
 export const ALU_ADD = 0;

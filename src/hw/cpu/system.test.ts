@@ -512,6 +512,42 @@ describe('far transfers', () => {
   });
 });
 
+describe('FSGSBASE', () => {
+  it('WRGSBASE/RDFSBASE with CR4.FSGSBASE; #UD without it; non-canonical is #GP(0)', () => {
+    // wrgsbase rax; rdgsbase rbx; rdfsbase ecx; hlt
+    const m = machine('f3480faed8 f3480faecb f30faec1 f4');
+    m.cpu.cr4 |= 0x10000;
+    m.cpu.setReg64(RAX, 0xffff_8000_0000_5000n);
+    m.cpu.setSegmentBase(SEG_FS, 0x1_2345_6789n);
+    expect(run(m)).toBe(STOP_HLT);
+    expect(m.cpu.seg[SEG_GS]!.base).toBe(0xffff_8000_0000_5000n);
+    expect(m.cpu.getReg64(RBX)).toBe(0xffff_8000_0000_5000n);
+    expect(m.cpu.getReg64(RCX)).toBe(0x2345_6789n);
+    const u = machine('f3480faed8');
+    expect(run(u)).toBe(STOP_EXCEPTION);
+    expect(u.cpu.exVector).toBe(6);
+    const g = machine('f3480faed8');
+    g.cpu.cr4 |= 0x10000;
+    g.cpu.setReg64(RAX, 0x0000_8000_0000_0000n);
+    expect(run(g)).toBe(STOP_EXCEPTION);
+    expect([g.cpu.exVector, g.cpu.exErrorCode]).toEqual([13, 0]);
+  });
+
+  it('RDTSCP returns TSC_AUX in ECX', () => {
+    const m = machine('0f01f9 f4');
+    m.cpu.tscAux = 5n;
+    expect(run(m)).toBe(STOP_HLT);
+    expect(m.cpu.getReg64(RCX)).toBe(5n);
+  });
+
+  it('without deliverFaults, INT n stops after the instruction with exKind TRAP_SOFTWARE', () => {
+    const m = machine('cd21');
+    expect(run(m)).toBe(STOP_EXCEPTION);
+    expect([m.cpu.exVector, m.cpu.exKind]).toEqual([0x21, 1]);
+    expect(m.cpu.rip).toBe(BigInt(CODE + 2));
+  });
+});
+
 describe('VERR/VERW/LAR/LSL', () => {
   /** Runs `insn` with AX = selector, then SETZ CL; returns [ZF, RBX]. */
   function probe(insn: string, sel: number, user = false): [number, bigint] {

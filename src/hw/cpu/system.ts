@@ -57,6 +57,7 @@ const CR4_PAE = 0x20;
 const CR4_DE = 0x8;
 const CR4_UMIP = 0x800;
 const CR4_LA57 = 0x1000;
+const CR4_FSGSBASE = 0x10000;
 const EFER_SCE = 0x1;
 const EFER_LME = 0x100;
 const EFER_LMA = 0x400;
@@ -364,6 +365,20 @@ export function executeSystem(c: Cpu, i: Insn): void {
         // LAR: descriptor bits 8-23 of the high dword masked to F0FF00h; LSL: the byte limit.
         const v = i.sub === 0 ? d.hi & 0x00f0ff00 : d.limit;
         c.setReg(i.reg, i.osz, i.osz === 2 ? v & 0xffff : v | 0, 0);
+      }
+      return;
+    }
+    case H.H_FSGSBASE: {
+      // #UD unless CR4.FSGSBASE (only 64-bit mode decodes these); 32-bit forms zero-extend.
+      if ((c.cr4 & CR4_FSGSBASE) === 0) c.fault(VEC_UD);
+      const n = i.sub & 1 ? SEG_GS : SEG_FS;
+      if (i.sub < 2) {
+        const b = c.seg[n]!.base;
+        c.setReg64(i.rm, i.osz === 8 ? b : b & 0xffffffffn);
+      } else {
+        const v = i.osz === 8 ? c.getReg64(i.rm) : c.getReg64(i.rm) & 0xffffffffn;
+        if (!isCanonical(v)) c.fault(VEC_GP, 0);
+        c.setSegmentBase(n, v);
       }
       return;
     }
