@@ -90,6 +90,18 @@ describe('control registers', () => {
     }
   });
 
+  it('ignores CR3 bit 63 (no-flush) with CR4.PCIDE, #GP without it', () => {
+    const m = machine('0f22d8 f4');
+    m.cpu.cr4 |= 0x20000;
+    m.cpu.setReg64(RAX, (1n << 63n) | 0x7000n);
+    expect(run(m)).toBe(STOP_HLT);
+    expect(m.cpu.cr3).toBe(0x7000n);
+    const g = machine('0f22d8');
+    g.cpu.setReg64(RAX, (1n << 63n) | 0x7000n);
+    expect(run(g)).toBe(STOP_EXCEPTION);
+    expect(g.cpu.exVector).toBe(13);
+  });
+
   it('makes CR1, CR5-7, CR9-15 and DR8+ #UD; DR4/5 alias DR6/7 unless CR4.DE', () => {
     for (const code of ['0f20c8', '0f20e8', '440f20c8', '440f21c0']) {
       const m = machine(code);

@@ -58,6 +58,7 @@ const CR4_DE = 0x8;
 const CR4_UMIP = 0x800;
 const CR4_LA57 = 0x1000;
 const CR4_FSGSBASE = 0x10000;
+const CR4_PCIDE = 0x20000;
 const EFER_SCE = 0x1;
 const EFER_LME = 0x100;
 const EFER_LMA = 0x400;
@@ -450,8 +451,11 @@ export function writeCr(c: Cpu, n: number, v: bigint): void {
     case 3:
       // Bits 63:52 are reserved in long mode (MBZ); legacy mode keeps the low 32 bits.
       if ((c.efer & EFER_LMA) !== 0) {
-        if (v >> 52n !== 0n) c.fault(VEC_GP, 0);
-        c.cr3 = v;
+        // With CR4.PCIDE, bit 63 asks not to flush the PCID's translations and is not stored
+        // (this TLB has no PCIDs, so it flushes anyway).
+        const x = (c.cr4 & CR4_PCIDE) !== 0 ? v & ~(1n << 63n) : v;
+        if (x >> 52n !== 0n) c.fault(VEC_GP, 0);
+        c.cr3 = x;
       } else {
         c.cr3 = v & 0xffffffffn;
       }
