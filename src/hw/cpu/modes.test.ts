@@ -204,6 +204,27 @@ describe('the SEV-ES AP trampoline path: real -> protected -> long mode', () => 
 });
 
 describe('compatibility mode', () => {
+  it('INT n in compat code goes to a 64-bit handler; IRETQ returns to compat mode', () => {
+    // 64-bit: jmp far [rip+0] -> 0x40:0x11000 (32-bit code)
+    const m = machine('ff2d00000000 0010010040 00');
+    m.cpu.deliverFaults = true;
+    m.mem.set(hex('cd80 43 f4'), 0x11000); // int 0x80; inc ebx; hlt
+    m.mem.set(hex('48cf'), 0x8000 + 16 * 0x80); // the handler: iretq
+    m.cpu.setReg64(RSP, 0x7ff0n);
+    expect(m.interp.run(1)).toBe(0);
+    expect(m.cpu.mode).toBe(MODE_PROT32);
+    expect(m.interp.run(1)).toBe(0); // INT delivered
+    expect(m.cpu.mode).toBe(MODE_64);
+    expect(m.cpu.rip).toBe(BigInt(0x8000 + 16 * 0x80));
+    const sp = Number(m.cpu.getReg64(RSP));
+    expect(m.view.getBigUint64(sp, true)).toBe(0x11002n); // RIP
+    expect(m.view.getBigUint64(sp + 8, true)).toBe(BigInt(SEL_CODE32_0)); // CS
+    expect(m.interp.run(10)).toBe(STOP_HLT);
+    expect(m.cpu.mode).toBe(MODE_PROT32);
+    expect(m.cpu.getReg64(RBX)).toBe(1n);
+    expect(m.cpu.getReg64(RSP)).toBe(0x7ff0n);
+  });
+
   it('far-jumps from 64-bit to 32-bit code and back; INC r32, PUSH/POP on ESP', () => {
     // 64-bit: jmp far [rip+0] -> m16:32 = 0x40:0x11000
     const m = machine('ff2d00000000 0010010040 00');
