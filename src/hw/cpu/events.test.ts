@@ -213,11 +213,16 @@ describe('external interrupts and NMI', () => {
 
   it('HLT stops, and an interrupt wakes it (the frame returns past the HLT)', () => {
     const m = machine('fb f4 90');
+    const taken: number[] = [];
+    m.cpu.onInterruptTaken = (v) => taken.push(v);
     expect(m.interp.run(10)).toBe(STOP_HLT);
+    expect(taken).toEqual([]);
     m.cpu.requestInterrupt(0x50);
     expect(m.interp.run(10)).toBe(STOP_HLT);
     expect(m.cpu.rip).toBe(BigInt(STUBS + 16 * 0x50 + 1));
     expect(frame(m, 1)).toEqual([BigInt(CODE + 2)]);
+    expect(taken).toEqual([0x50]);
+    expect(m.cpu.pendingIrq).toBe(-1);
   });
 
   it('NMI ignores IF and is blocked until IRET', () => {

@@ -130,6 +130,7 @@ export class Interpreter {
       } else if (c.pendingIrq >= 0 && (c.flags.bits & IF) !== 0) {
         const v = c.pendingIrq;
         c.pendingIrq = -1;
+        c.onInterruptTaken?.(v);
         deliverEvent(c, v, NO_ERROR_CODE, EVENT_EXTERNAL);
       }
     }
