@@ -219,6 +219,11 @@ export class Cpu {
   pendingIrq = -1;
   pendingNmi = false;
   nmiBlocked = false;
+  /**
+   * Called when a requested interrupt is taken (the INTA cycle: an APIC moves the vector from IRR
+   * to ISR then). `pendingIrq` holds one vector: the interrupt controller decides which.
+   */
+  onInterruptTaken: ((vector: number) => void) | null = null;
   /** Interrupts are not taken at the boundary where `instructions` equals this (STI, MOV SS). */
   shadowEnd = -1;
   /** TRAP_* of the last event raised (`trap` sets it, `fault` clears it). */

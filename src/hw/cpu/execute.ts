@@ -79,8 +79,14 @@ function eaOffset(c: Cpu, i: Insn): void {
     hi = (hi + x1 + (t >>> 0 < lo >>> 0 ? 1 : 0)) | 0;
     lo = t;
   }
-  c.a0 = lo;
-  c.a1 = i.asz === 4 ? 0 : hi;
+  if (i.asz === 8) {
+    c.a0 = lo;
+    c.a1 = hi;
+  } else {
+    // 32-bit addresses are zero-extended; 16-bit ones wrap at 64 KiB (before the segment base).
+    c.a0 = i.asz === 4 ? lo : lo & 0xffff;
+    c.a1 = 0;
+  }
 }
 
 /** Effective address of the memory operand, with the FS/GS base, into c.a0/c.a1. */
@@ -1147,7 +1153,7 @@ export function execute(c: Cpu, i: Insn): void {
       const t = c.platform.tsc(c.instructions);
       c.setReg(RAX, 4, (t % TWO32) | 0, 0);
       c.setReg(RDX, 4, Math.floor(t / TWO32) | 0, 0);
-      if (i.op === H.H_RDTSCP) c.setReg(RCX, 4, 0, 0); // TSC_AUX
+      if (i.op === H.H_RDTSCP) c.setReg(RCX, 4, Number(c.tscAux & 0xffffffffn) | 0, 0);
       return;
     }
     case H.H_HLT:

@@ -313,8 +313,8 @@ TWO_BYTE[0x00] = group(
     d('str', 'Ev', H.H_SLDT, 1),
     d('lldt', 'Ew', H.H_LLDT, 0, SZ_W),
     d('ltr', 'Ew', H.H_LTR, 0, SZ_W),
-    null, // VERR
-    null, // VERW
+    d('verr', 'Ew', H.H_VERRW, 0, SZ_W),
+    d('verw', 'Ew', H.H_VERRW, 1, SZ_W),
     null,
     null,
   ],
@@ -330,6 +330,8 @@ TWO_BYTE[0x01] = group([
   d('lmsw', 'Ew', H.H_LMSW, 0, SZ_W),
   d('invlpg', 'M', H.H_INVLPG, 0, SZ_B, { form: 'mem' }),
 ]);
+TWO_BYTE[0x02] = d('lar', 'Gv,Ew', H.H_LARLSL, 0);
+TWO_BYTE[0x03] = d('lsl', 'Gv,Ew', H.H_LARLSL, 1);
 TWO_BYTE[0x05] = d('syscall', '', H.H_SYSCALL);
 TWO_BYTE[0x06] = d('clts', '', H.H_CLTS);
 TWO_BYTE[0x07] = d('sysret', '', H.H_SYSRET);
@@ -346,6 +348,31 @@ TWO_BYTE[0xa9] = d('pop', 'gs', H.H_POP_SREG, 5, SZ_D64);
 TWO_BYTE[0xb2] = d('lss', 'Gv,M', H.H_LFP, 2, SZ_V, { form: 'mem' });
 TWO_BYTE[0xb4] = d('lfs', 'Gv,M', H.H_LFP, 4, SZ_V, { form: 'mem' });
 TWO_BYTE[0xb5] = d('lgs', 'Gv,M', H.H_LFP, 5, SZ_V, { form: 'mem' });
+
+/**
+ * One-byte rows that differ outside 64-bit mode: INC/DEC r (40-4F, REX in 64-bit mode), PUSH/POP
+ * of ES/CS/SS/DS, LES/LDS (VEX in 64-bit mode); ARPL (63, MOVSXD in 64-bit mode) is not modelled.
+ */
+export const LEGACY_ONE_BYTE: ReadonlyMap<number, OpDef | null> = new Map<number, OpDef | null>([
+  ...[0, 1, 2, 3, 4, 5, 6, 7].map((r): [number, OpDef] => [
+    0x40 + r,
+    d('inc', 'Zv', H.H_INCDEC, 0),
+  ]),
+  ...[0, 1, 2, 3, 4, 5, 6, 7].map((r): [number, OpDef] => [
+    0x48 + r,
+    d('dec', 'Zv', H.H_INCDEC, 1),
+  ]),
+  [0x06, d('push', 'es', H.H_PUSH_SREG, 0)],
+  [0x07, d('pop', 'es', H.H_POP_SREG, 0)],
+  [0x0e, d('push', 'cs', H.H_PUSH_SREG, 1)],
+  [0x16, d('push', 'ss', H.H_PUSH_SREG, 2)],
+  [0x17, d('pop', 'ss', H.H_POP_SREG, 2)],
+  [0x1e, d('push', 'ds', H.H_PUSH_SREG, 3)],
+  [0x1f, d('pop', 'ds', H.H_POP_SREG, 3)],
+  [0x63, null],
+  [0xc4, d('les', 'Gv,M', H.H_LFP, 0, SZ_V, { form: 'mem' })],
+  [0xc5, d('lds', 'Gv,M', H.H_LFP, 3, SZ_V, { form: 'mem' })],
+]);
 
 /**
  * Group 7 encodings with ModRM.mod = 3 that are whole instructions, by ModRM byte (the /4 SMSW
@@ -378,6 +405,14 @@ ONE_BYTE[0xee] = d('out', 'DX,AL', H.H_OUT, 1, SZ_B);
 ONE_BYTE[0xef] = d('out', 'DX,eAX', H.H_OUT, 1);
 TWO_BYTE[0x08] = d('invd', '', H.H_CACHE, 1);
 TWO_BYTE[0x09] = d('wbinvd', '', H.H_CACHE, 0);
+
+/** F3 0F AE /0../3 with mod = 3 (the decoder picks these before the 0F AE group). */
+export const FSGSBASE: readonly OpDef[] = [
+  d('rdfsbase', 'Ev', H.H_FSGSBASE, 0, SZ_V, { form: 'reg' }),
+  d('rdgsbase', 'Ev', H.H_FSGSBASE, 1, SZ_V, { form: 'reg' }),
+  d('wrfsbase', 'Ev', H.H_FSGSBASE, 2, SZ_V, { form: 'reg' }),
+  d('wrgsbase', 'Ev', H.H_FSGSBASE, 3, SZ_V, { form: 'reg' }),
+];
 
 /** ENDBR64 (F3 0F 1E FA), named for the disassembler; it executes as the hint NOP it is. */
 export const ENDBR64 = d('endbr64', '', H.H_NOP);

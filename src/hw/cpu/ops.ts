@@ -136,6 +136,17 @@ export const H_RDPID = 103;
 /** JMP/CALL FAR ptr16:16/32 (EA, 9A; not in 64-bit mode): offset in imm, selector in imm2. */
 export const H_JMP_FAR_PTR = 104;
 export const H_CALL_FAR_PTR = 105;
+/**
+ * Outside 64-bit mode, the stack and near-branch handlers (PUSH/POP/CALL/RET/JMP/Jcc/LEAVE/...)
+ * decode to this one: sub = (original handler << 4) | original sub.
+ */
+export const H_LEGACY_FLOW = 106;
+/** sub 0 VERR, 1 VERW. */
+export const H_VERRW = 107;
+/** sub 0 LAR, 1 LSL. */
+export const H_LARLSL = 108;
+/** sub 0 RDFSBASE, 1 RDGSBASE, 2 WRFSBASE, 3 WRGSBASE. */
+export const H_FSGSBASE = 109;
 // Engine, I/O and SNP instructions (range 170-189; io.ts, snp.ts).
 /** IN: sub 0 port in imm8, 1 port in DX. */
 export const H_IN = 170;

@@ -216,8 +216,25 @@ describe('x86 engine: VMRUN, exits, resume', () => {
     expect(r.vcpu.eventInj & 0x8000_0000).toBe(0);
   });
 
-  it('refuses a VMSA that is not in 64-bit mode', () => {
-    const r = rig('f4', { vmsa: (v) => v.set('cr0', 0x11n).set('efer', 0x1000n) });
+  it('runs a VMSA in 32-bit protected mode without paging (as an AP starts)', () => {
+    // mov eax, 0x12345678; add eax, eax; hlt - in 32-bit code (no REX, 32-bit operands).
+    const r = rig('b878563412' + '01c0' + 'f4', {
+      vmsa: (v) => {
+        v.set('cr0', 0x11n).set('efer', 0x1000n).set('cr3', 0n);
+        v.set('cs.attrib', 0xc9b); // G, D (32-bit), P, S, code
+        v.set('cs.limit', 0xffff_ffff);
+        v.set('ss.attrib', 0xc93);
+        v.set('ss.limit', 0xffff_ffff);
+      },
+    });
+    r.run();
+    expect(r.seen[0]!.exit.exitCode).toBe(0x78n);
+    expect(r.seen[0]!.vmsa.get('rax')).toBe(0x2468acf0n);
+    expect(r.seen[0]!.rip).toBe(BigInt(CODE + 8));
+  });
+
+  it('refuses a VMSA whose paging state is inconsistent (long mode without PAE)', () => {
+    const r = rig('f4', { vmsa: (v) => v.set('cr4', 0n) });
     expect(() => r.run()).toThrow(X86StateError);
     expect(r.vcpu.running).toBeNull();
   });

@@ -44,7 +44,6 @@ import {
   STOP_BUDGET,
   STOP_EXIT,
   STOP_HLT,
-  STOP_MODE,
   STOP_SHUTDOWN,
 } from '../cpu/interpreter.js';
 import { PagingTranslator, VEC_NPF } from '../cpu/paging-translator.js';
@@ -56,7 +55,7 @@ import { platformCpuid } from '../platform-cpuid.js';
 import type { RmpInstructionResult } from '../rmp.js';
 import type { TrackedMemory } from '../tracked-memory.js';
 import { type Vcpu, VMSA_AT } from '../vcpu.js';
-import { loadFromVmsa, saveToVmsa, vmsaCr3, vmsaModeProblem } from './x86-vmsa-state.js';
+import { loadFromVmsa, saveToVmsa, vmsaCr3 } from './x86-vmsa-state.js';
 
 /** The VMSA holds state the interpreter cannot run yet (e.g. not 64-bit mode). */
 export class X86StateError extends Error {
@@ -250,13 +249,6 @@ export class X86Engine implements Engine {
   private enter(st: X86Vcpu, vcpu: Vcpu): VmExit | null {
     const v = vcpu.view;
     const c = st.cpu;
-    const problem = vmsaModeProblem(v);
-    if (problem !== null) {
-      vcpu.vmexit(SVM_EXIT_ERROR.VMEXIT_INVALID);
-      throw new X86StateError(
-        `vCPU ${vcpu.apicId}: the x86 interpreter runs 64-bit mode only; the VMSA is in ${problem}`,
-      );
-    }
     loadFromVmsa(c, v);
     const vmpl = vcpu.running!.vmpl;
     c.vmpl = vmpl;
@@ -340,11 +332,6 @@ export class X86Engine implements Engine {
           return exit(c.exitCode);
         case STOP_SHUTDOWN:
           return EXIT_SHUTDOWN;
-        case STOP_MODE:
-          // The guest left 64-bit mode; 16/32-bit execution is not wired into the engine yet.
-          throw new X86StateError(
-            `vCPU ${vcpu.apicId}: the guest left 64-bit mode (CPU mode ${c.mode}), which this engine does not run yet`,
-          );
         default: {
           if (c.exVector === VEC_NPF) {
             return exit(SVM_EXIT.NPF, BigInt(c.exErrorCode), BigInt(st.paging.npfGpa));

@@ -20,16 +20,9 @@ const AT = {
   cpl: VMSA.offset('cpl'),
   vmpl: VMSA.offset('vmpl'),
   sevFeatures: VMSA.offset('sevFeatures'),
-  csAttrib: VMSA.offset('cs.attrib'),
 } as const;
 /** Offsets inside a VMSA segment record {u16 selector, u16 attrib, u32 limit, u64 base}. */
 const SEG_BASE = 8;
-
-const CR0_PE = 1;
-const CR0_PG = 0x8000_0000;
-const EFER_LMA = 0x400;
-/** VMSA segment attributes pack descriptor bits 8..15 and 20..23: L is bit 9 of attrib. */
-const ATTRIB_L = 0x200;
 
 /** Reads a u64 field as two int32 halves into `out[at]`, `out[at + 1]`. */
 function load64(v: DataView, off: number, out: Int32Array, at: number): void {
@@ -40,16 +33,6 @@ function load64(v: DataView, off: number, out: Int32Array, at: number): void {
 function store64(v: DataView, off: number, from: Int32Array, at: number): void {
   v.setInt32(off, from[at]!, true);
   v.setInt32(off + 4, from[at + 1]!, true);
-}
-
-/** Why the VMSA's state is not 64-bit mode (the only mode the interpreter runs), or null. */
-export function vmsaModeProblem(v: DataView): string | null {
-  const cr0 = v.getUint32(AT.cr0, true);
-  const efer = v.getUint32(AT.efer, true);
-  if ((cr0 & CR0_PE) === 0) return 'real mode (CR0.PE clear)';
-  if ((cr0 & CR0_PG) === 0 || (efer & EFER_LMA) === 0) return 'legacy protected mode (no EFER.LMA)';
-  if ((v.getUint16(AT.csAttrib, true) & ATTRIB_L) === 0) return 'compatibility mode (CS.L clear)';
-  return null;
 }
 
 /** Segment-like VMSA records in Cpu segment order: ES CS SS DS FS GS, then LDTR and TR. */
