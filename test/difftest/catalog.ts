@@ -18,6 +18,7 @@ import {
   SF,
   ZF,
 } from './forms.js';
+import { SSE_FORMS } from './catalog-sse.js';
 import { DATA } from './layout.js';
 
 const ALL = CF | PF | AF | ZF | SF | OF;
@@ -643,4 +644,4 @@ function setRel32(b: Builder, target: number): void {
   for (let k = 0; k < 4; k++) b.bytes[at + k] = (rel >> (8 * k)) & 0xff;
 }
 
-export const FORMS: readonly Form[] = forms;
+export const FORMS: readonly Form[] = [...forms, ...SSE_FORMS];

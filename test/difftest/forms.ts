@@ -22,6 +22,15 @@ export interface Case {
   readonly mem: [number, bigint][];
   /** Flags the architecture leaves undefined for this case (not compared). */
   readonly undef: number;
+  /** SIMD state (MXCSR and XMM0-15 as 32 qwords, low first), when the form uses it. */
+  readonly simd?: SimdCase;
+}
+
+export interface SimdCase {
+  mxcsr: number;
+  xmm: bigint[];
+  /** MXCSR bits compared (status flags the simulator does not track are left out). */
+  mxcsrMask: number;
 }
 
 /** mulberry32: small, fast, deterministic. */
@@ -96,6 +105,7 @@ export class Builder {
   readonly seed: number;
   readonly mem: [number, bigint][] = [];
   undef = 0;
+  simd: SimdCase | undefined = undefined;
   /** Data offset of the memory operand, when there is one. */
   memOff = -1;
   /** A RIP-relative displacement to fill in once the instruction's length is known. */
@@ -117,6 +127,7 @@ export class Builder {
       regs: this.regs,
       mem: this.mem,
       undef: this.undef,
+      ...(this.simd !== undefined ? { simd: this.simd } : {}),
     };
   }
 

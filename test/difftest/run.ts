@@ -51,6 +51,8 @@ export interface Outcome {
   flags: number;
   regs: bigint[];
   mem: Map<number, bigint>;
+  mxcsr?: number;
+  xmm?: bigint[];
 }
 
 function parseOutcome(line: string): Outcome {
@@ -63,7 +65,7 @@ function parseOutcome(line: string): Outcome {
   const n = parseInt(t[21]!, 16);
   const mem = new Map<number, bigint>();
   for (let k = 0; k < n; k++) mem.set(parseInt(t[22 + 2 * k]!, 16), h(23 + 2 * k));
-  return {
+  const out: Outcome = {
     land: land === 0xff ? -1 : land,
     signal: parseInt(t[2]!, 16),
     rip: h(3),
@@ -71,6 +73,13 @@ function parseOutcome(line: string): Outcome {
     regs,
     mem,
   };
+  const x = 22 + 2 * n;
+  if (t[x] === 'X') {
+    out.mxcsr = parseInt(t[x + 1]!, 16);
+    out.xmm = [];
+    for (let k = 0; k < 32; k++) out.xmm.push(h(x + 2 + k));
+  }
+  return out;
 }
 
 function hex(v: bigint | number): string {
@@ -87,6 +96,7 @@ export function caseLine(c: Case): string {
     hex(c.mem.length),
   ];
   for (const [off, v] of c.mem) parts.push(hex(off), hex(v & ((1n << 64n) - 1n)));
+  if (c.simd !== undefined) parts.push('X', hex(c.simd.mxcsr), ...c.simd.xmm.map((v) => hex(v)));
   return parts.join(' ');
 }
 
@@ -143,6 +153,14 @@ export class Simulated {
     for (let k = 0; k < 16; k++) cpu.setReg64(k, c.regs[k]!);
     cpu.rflags = c.flags;
     cpu.rip = BigInt(CODE + INSN_OFF);
+    const simd = cpu.simd;
+    simd.mxcsr = c.simd?.mxcsr ?? 0x1f80;
+    for (let k = 0; k < 16; k++) {
+      simd.setXmm(
+        k,
+        c.simd !== undefined ? (c.simd.xmm[2 * k + 1]! << 64n) | c.simd.xmm[2 * k]! : 0n,
+      );
+    }
     const stop = this.interp.run(1);
     let land = -1;
     let signal = 0;
@@ -166,7 +184,17 @@ export class Simulated {
     }
     const regs: bigint[] = [];
     for (let k = 0; k < 16; k++) regs.push(cpu.getReg64(k));
-    return { land, signal, rip, flags: cpu.rflags, regs, mem: changes };
+    const out: Outcome = { land, signal, rip, flags: cpu.rflags, regs, mem: changes };
+    if (c.simd !== undefined) {
+      out.mxcsr = simd.mxcsr;
+      out.xmm = [];
+      const M = (1n << 64n) - 1n;
+      for (let k = 0; k < 16; k++) {
+        const v = simd.getXmm(k);
+        out.xmm.push(v & M, v >> 64n);
+      }
+    }
+    return out;
   }
 }
 
@@ -205,6 +233,21 @@ export function compare(c: Case, n: Outcome, s: Outcome): string {
   for (let k = 0; k < 16; k++) {
     if (n.regs[k] !== s.regs[k])
       diffs.push(`${REG_NAMES[k]} native ${hex(n.regs[k]!)} sim ${hex(s.regs[k]!)}`);
+  }
+  if (c.simd !== undefined) {
+    const m = c.simd.mxcsrMask;
+    if (((n.mxcsr ?? 0) & m) !== ((s.mxcsr ?? 0) & m)) {
+      diffs.push(`mxcsr native ${hex(n.mxcsr ?? -1)} sim ${hex(s.mxcsr ?? -1)} (mask ${hex(m)})`);
+    }
+    for (let k = 0; k < 16; k++) {
+      const nl = n.xmm?.[2 * k];
+      const nh = n.xmm?.[2 * k + 1];
+      if (nl !== s.xmm?.[2 * k] || nh !== s.xmm?.[2 * k + 1]) {
+        diffs.push(
+          `xmm${k} native ${hex(nh ?? -1n)}:${hex(nl ?? -1n)} sim ${hex(s.xmm?.[2 * k + 1] ?? -1n)}:${hex(s.xmm?.[2 * k] ?? -1n)}`,
+        );
+      }
+    }
   }
   const offs = new Set([...n.mem.keys(), ...s.mem.keys()]);
   for (const off of offs) {

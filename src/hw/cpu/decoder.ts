@@ -116,6 +116,14 @@ export function decode(bytes: Uint8Array, pos: number, limit: number, out: Insn)
     if (b === 0x90 && rexB !== 0) def = XCHG_R_RAX;
   }
   if (def === null) return DECODE_UD;
+  if (def.pfx !== undefined) {
+    // SSE: 66/F3/F2 select the instruction (F3/F2 win over 66) and stop being prefixes.
+    const k = rep === REP_NE ? 3 : rep === REP_E ? 2 : opsize16 ? 1 : 0;
+    def = def.pfx[k] ?? null;
+    if (def === null) return DECODE_UD;
+    opsize16 = false;
+    rep = REP_NONE;
+  }
   if (def.f3 !== undefined && rep === REP_E) {
     def = def.f3;
     rep = REP_NONE;

@@ -35,6 +35,7 @@ import {
 } from './flags.js';
 import { type Insn, REP_E, REP_NONE } from './insn.js';
 import * as H from './ops.js';
+import { executeSimd } from './sse.js';
 
 /** Value mask by operand size in bytes (4 and 8 keep the int32 halves as they are). */
 const MASK = new Int32Array([0, 0xff, 0xffff, 0, -1, 0, 0, 0, -1]);
@@ -1166,7 +1167,9 @@ export function execute(c: Cpu, i: Insn): void {
       return;
     }
     default:
-      c.fault(VEC_UD);
+      // SIMD and x87 (sse.ts): only instructions outside the integer set get here.
+      if (i.op >= H.H_SIMD_FIRST && i.op <= H.H_SIMD_LAST) executeSimd(c, i);
+      else c.fault(VEC_UD);
   }
 }
 

@@ -6,6 +6,7 @@
 // Rows left null are #UD (or not implemented yet, which the decoder reports the same way).
 
 import * as H from './ops.js';
+import { installSimd } from './sse-table.js';
 
 /** Operand-size rule of a row. */
 export const SZ_V = 0; // 16/32/64 by 66 and REX.W, default 32
@@ -27,6 +28,8 @@ export interface OpDef {
   readonly f3?: OpDef;
   /** Only the register form (mod = 3) is valid; the memory form is #UD. Or 'mem' for the reverse. */
   readonly form?: 'reg' | 'mem';
+  /** Rows chosen by the mandatory prefix (none, 66, F3, F2), which is then not a prefix (SSE). */
+  readonly pfx?: readonly (OpDef | null)[];
 }
 
 function d(
@@ -291,12 +294,24 @@ export const ENDBR64 = d('endbr64', '', H.H_NOP);
 /** RDTSCP (0F 01 F9). */
 export const RDTSCP = d('rdtscp', '', H.H_RDTSCP);
 
+installSimd(ONE_BYTE, TWO_BYTE);
+
 /** Whether a row's operands include a ModRM byte. */
 export function hasModrm(def: OpDef): boolean {
   if (def.group !== undefined) return true;
   for (const o of def.ops) {
     const c = o.charCodeAt(0);
-    if (c === 0x45 /* E */ || c === 0x47 /* G */ || o === 'M') return true;
+    // E, G, M, and the XMM/x87 shapes of sse-table.ts: V, W, U, F.
+    if (
+      c === 0x45 ||
+      c === 0x47 ||
+      c === 0x4d ||
+      c === 0x56 ||
+      c === 0x57 ||
+      c === 0x55 ||
+      c === 0x46
+    )
+      return true;
   }
   return false;
 }
