@@ -356,10 +356,11 @@ for (const [mn, op] of [
   ['div', 0x5e],
   ['max', 0x5f],
 ] as const) {
-  sse(`${mn}ps`, { op, size: 16, lanes: 'f32' });
-  sse(`${mn}pd`, { pfx: 0x66, op, size: 16, lanes: 'f64' });
-  sse(`${mn}ss`, { pfx: 0xf3, op, size: 4, lanes: 'f32' });
-  sse(`${mn}sd`, { pfx: 0xf2, op, size: 8, lanes: 'f64' });
+  const rounding = true;
+  sse(`${mn}ps`, { op, size: 16, lanes: 'f32', rounding });
+  sse(`${mn}pd`, { pfx: 0x66, op, size: 16, lanes: 'f64', rounding });
+  sse(`${mn}ss`, { pfx: 0xf3, op, size: 4, lanes: 'f32', rounding });
+  sse(`${mn}sd`, { pfx: 0xf2, op, size: 8, lanes: 'f64', rounding });
 }
 sse('cmpps', { op: 0xc2, size: 16, lanes: 'f32', imm: true });
 sse('cmppd', { pfx: 0x66, op: 0xc2, size: 16, lanes: 'f64', imm: true });

@@ -8,9 +8,8 @@
 // quieted), and invalid operations store the "QNaN floating-point indefinite" explicitly, so no
 // JS NaN bits ever reach a register.
 //
-// Rounding: arithmetic rounds to nearest-even only; MXCSR.RC is honoured by the conversions
-// (CVT*), not by ADD/SUB/MUL/DIV/SQRT (documented gap: directed rounding of arithmetic).
-// DAZ and FTZ are honoured. MXCSR flags: IE, DE and ZE are set; OE, UE and PE are not (gap).
+// Rounding: MXCSR.RC is honoured; directed modes adjust the nearest result with an exact error
+// sign (fp-round.ts). DAZ and FTZ are honoured. MXCSR flags: IE, DE and ZE are set; OE, UE and PE are not (gap).
 // Unmasked SIMD exceptions (#XM) are not raised.
 
 import type { Cpu } from './cpu.js';
@@ -29,6 +28,7 @@ import {
   XMM_TMP,
 } from './simd-state.js';
 import { srcW } from './sse-operands.js';
+import { errorSign, roundDirected } from './fp-round.js';
 import * as K from './sse-table.js';
 
 const MIN_NORMAL32 = 1.1754943508222875e-38;
@@ -74,29 +74,34 @@ function isSNaN64(x: Int32Array, k: number): boolean {
   return isNaN64(x, k) && (x[k + 1]! & 0x80000) === 0;
 }
 
-/** Stores a float32 result (JS NaN = invalid operation: the indefinite; FTZ applied). */
-function putF32(st: SimdState, k: number, r: number): void {
+/**
+ * Stores a float32 result (JS NaN = invalid operation: the indefinite). FTZ flushes results whose
+ * exact value (`exact`, or a double on the same side of 2^-126) is below the smallest normal:
+ * tininess is detected before rounding, so a result that rounds up to 2^-126 is flushed too.
+ */
+function putF32(st: SimdState, k: number, r: number, exact = r): void {
   if (r !== r) {
     st.x32[k] = 0xffc00000 | 0;
     st.mxcsr |= MXCSR_IE;
     return;
   }
   const f = Math.fround(r);
-  if ((st.mxcsr & MXCSR_FZ) !== 0 && f !== 0 && Math.abs(f) < MIN_NORMAL32) {
-    st.x32[k] = f < 0 ? 0x80000000 | 0 : 0;
+  if ((st.mxcsr & MXCSR_FZ) !== 0 && exact !== 0 && Math.abs(exact) < MIN_NORMAL32) {
+    st.x32[k] = exact < 0 ? 0x80000000 | 0 : 0;
     return;
   }
   st.f32[k] = f;
 }
 
-function putF64(st: SimdState, k: number, r: number): void {
+/** Stores a float64 result; `tiny` says the exact result is below the smallest normal (FTZ). */
+function putF64(st: SimdState, k: number, r: number, tiny = false): void {
   if (r !== r) {
     st.x32[k] = 0;
     st.x32[k + 1] = 0xfff80000 | 0;
     st.mxcsr |= MXCSR_IE;
     return;
   }
-  if ((st.mxcsr & MXCSR_FZ) !== 0 && r !== 0 && Math.abs(r) < MIN_NORMAL64) {
+  if ((st.mxcsr & MXCSR_FZ) !== 0 && r !== 0 && (tiny || Math.abs(r) < MIN_NORMAL64)) {
     st.x32[k] = 0;
     st.x32[k + 1] = r < 0 ? 0x80000000 | 0 : 0;
     return;
@@ -159,7 +164,19 @@ function lane32Raw(st: SimdState, op: number, d: number, s: number): void {
   }
   const b = getF32(st, s);
   const a = unary ? 0 : getF32(st, d);
-  putF32(st, d, arith(op, a, b, st));
+  const r64 = arith(op, a, b, st);
+  let r = r64;
+  const mode = (st.mxcsr >> 13) & 3;
+  const finite = op <= K.FP_SQRT && Number.isFinite(a) && Number.isFinite(b);
+  if (mode !== RC_NEAREST && finite) r = roundDirected(op, a, b, Math.fround(r), mode, true);
+  // Division by zero reports ZE only, not DE for a denormal dividend (as AMD parts do).
+  if (op === K.FP_DIV && b === 0) st.mxcsr &= ~MXCSR_DE;
+  let exact = r64;
+  if (finite && Math.abs(r64) === MIN_NORMAL32 && (st.mxcsr & MXCSR_FZ) !== 0) {
+    // The double result sits on 2^-126: is the exact one just below?
+    if (errorSign(op, a, b, r64) * Math.sign(r64) < 0) exact = r64 / 2;
+  }
+  putF32(st, d, r, exact);
 }
 
 /** One float64 lane: d = d op s (int32 indices of the low halves). */
@@ -199,7 +216,18 @@ function lane64Raw(st: SimdState, op: number, d: number, s: number): void {
   }
   const b = getF64(st, s);
   const a = unary ? 0 : getF64(st, d);
-  putF64(st, d, arith(op, a, b, st));
+  const rn = arith(op, a, b, st);
+  let r = rn;
+  const mode = (st.mxcsr >> 13) & 3;
+  const finite = Number.isFinite(a) && Number.isFinite(b);
+  if (mode !== RC_NEAREST && finite) r = roundDirected(op, a, b, r, mode, false);
+  if (op === K.FP_DIV && b === 0) st.mxcsr &= ~MXCSR_DE;
+  const tiny =
+    finite &&
+    Math.abs(rn) === MIN_NORMAL64 &&
+    (st.mxcsr & MXCSR_FZ) !== 0 &&
+    errorSign(op, a, b, rn) * Math.sign(rn) < 0;
+  putF64(st, d, r, tiny);
 }
 
 /**
@@ -553,7 +581,8 @@ function cvtSdToSs(st: SimdState, from: number, to: number): void {
     x[to] = (hi & 0x80000000) | 0x7fc00000 | ((hi & 0x7ffff) << 3) | (x[from]! >>> 29);
     return;
   }
-  putF32(st, to, toF32(getF64(st, from), rc(st)));
+  const v = getF64(st, from);
+  putF32(st, to, toF32(v, rc(st)), v);
 }
 
 /** The CVT* instructions. */
