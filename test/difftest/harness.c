@@ -13,7 +13,11 @@
  * listing the data qwords that differ from the initial contents. A test line may end with
  *   X <mxcsr> <xmm0 low> <xmm0 high> ... <xmm15 high>
  * to set MXCSR and XMM0-15 (otherwise MXCSR = 0x1f80 and the XMM registers are zero); the answer
- * then ends with the same section holding their final values.
+ * then ends with the same section holding their final values. After it may come
+ *   F <fcw> <n> <st0 as double bits> ... <st(n-1)>
+ * to start from FNINIT, FLDCW fcw and n loaded values; the answer then ends with
+ *   F <fcw> <fsw> <abridged ftw> (<significand> <sign and exponent>)*8
+ * (ST0..ST7 as FXSAVE stores them).
  *
  * Normal completion needs no signal: every landing point in the code page stores its id and
  * jumps to `hx_save`, which stores all registers and RFLAGS. Faults arrive as signals, handled on
@@ -45,6 +49,7 @@ uint64_t hx_in[16], hx_in_flags, hx_out[16], hx_out_flags, hx_host_rsp, hx_targe
 uint64_t hx_priv_stack[64];
 uint64_t hx_in_xmm[32] __attribute__((aligned(16))), hx_out_xmm[32] __attribute__((aligned(16)));
 uint32_t hx_in_mxcsr = 0x1f80, hx_out_mxcsr, hx_default_mxcsr = 0x1f80;
+uint8_t hx_out_fx[512] __attribute__((aligned(16)));
 
 void hx_run(void);
 __asm__(
@@ -105,6 +110,8 @@ __asm__(
     "  movdqu %xmm15, hx_out_xmm+240(%rip)\n"
     "  stmxcsr hx_out_mxcsr(%rip)\n"
     "  ldmxcsr hx_default_mxcsr(%rip)\n"
+    "  fxsave64 hx_out_fx(%rip)\n"
+    "  fninit\n"
     "  lea hx_priv_stack+256(%rip), %rsp\n"
     "  pushfq\n"
     "  popq hx_out_flags(%rip)\n"
@@ -118,6 +125,7 @@ static sigjmp_buf fault_env;
 static volatile int fault_sig;
 static uint64_t fault_regs[16], fault_rip, fault_flags, fault_xmm[32];
 static uint32_t fault_mxcsr;
+static uint8_t fault_fx[512];
 
 static void on_fault(int sig, siginfo_t *si, void *ctx) {
   (void)si;
@@ -131,6 +139,7 @@ static void on_fault(int sig, siginfo_t *si, void *ctx) {
   if (uc->uc_mcontext.fpregs) {
     fault_mxcsr = uc->uc_mcontext.fpregs->mxcsr;
     memcpy(fault_xmm, uc->uc_mcontext.fpregs->_xmm, sizeof fault_xmm);
+    memcpy(fault_fx, uc->uc_mcontext.fpregs, sizeof fault_fx);
   }
   fault_sig = sig;
   siglongjmp(fault_env, 1);
@@ -227,12 +236,27 @@ int main(void) {
       hx_in_mxcsr = (uint32_t)strtoul(s, &s, 16);
       for (int k = 0; k < 32; k++) hx_in_xmm[k] = strtoull(s, &s, 16);
     }
+    while (*s == ' ') s++;
+    int x87 = *s == 'F';
+    if (x87) {
+      s++;
+      uint16_t fcw = (uint16_t)strtoul(s, &s, 16);
+      int nst = (int)strtol(s, &s, 16);
+      double st[8];
+      for (int k = 0; k < nst && k < 8; k++) {
+        uint64_t bits = strtoull(s, &s, 16);
+        memcpy(&st[k], &bits, 8);
+      }
+      __asm__ volatile("fninit\n fldcw %0" : : "m"(fcw));
+      for (int k = (nst < 8 ? nst : 8) - 1; k >= 0; k--) __asm__ volatile("fldl %0" : : "m"(st[k]));
+    }
     memcpy(initial, data, DATA_SIZE);
 
     fault_sig = 0;
     volatile int land = -1;
     uint64_t rip, flags, *regs, *xmm;
     uint32_t mxcsr;
+    uint8_t *fx;
     if (sigsetjmp(fault_env, 1) == 0) {
       hx_run();
       land = code[LAND_ID_OFF] == 0xff ? -1 : code[LAND_ID_OFF];
@@ -241,6 +265,7 @@ int main(void) {
       regs = hx_out;
       xmm = hx_out_xmm;
       mxcsr = hx_out_mxcsr;
+      fx = hx_out_fx;
     } else {
       __asm__ volatile("ldmxcsr %0" : : "m"(hx_default_mxcsr));
       rip = fault_rip;
@@ -248,6 +273,8 @@ int main(void) {
       regs = fault_regs;
       xmm = fault_xmm;
       mxcsr = fault_mxcsr;
+      fx = fault_fx;
+      __asm__ volatile("fninit");
     }
     printf("R %x %x %lx %lx", land & 0xff, fault_sig, rip, flags);
     for (int i = 0; i < 16; i++) printf(" %lx", regs[i]);
@@ -264,6 +291,18 @@ int main(void) {
     if (simd) {
       printf(" X %x", mxcsr);
       for (int k = 0; k < 32; k++) printf(" %lx", xmm[k]);
+    }
+    if (x87) {
+      uint16_t fcw, fsw, sexp;
+      uint64_t sig;
+      memcpy(&fcw, fx, 2);
+      memcpy(&fsw, fx + 2, 2);
+      printf(" F %x %x %x", fcw, fsw, fx[4]);
+      for (int k = 0; k < 8; k++) {
+        memcpy(&sig, fx + 32 + 16 * k, 8);
+        memcpy(&sexp, fx + 40 + 16 * k, 2);
+        printf(" %lx %x", sig, sexp);
+      }
     }
     putchar('\n');
   }

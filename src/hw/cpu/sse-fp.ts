@@ -432,8 +432,13 @@ function rc(st: SimdState): number {
   return (st.mxcsr >> 13) & 3;
 }
 
-/** Rounds a double to an integral double by `mode`. */
+/** Rounds a double to an integral double by `mode` (a zero result keeps the sign of v). */
 export function roundInt(v: number, mode: number): number {
+  const r = roundIntAbs(v, mode);
+  return r === 0 && v < 0 ? -0 : r;
+}
+
+function roundIntAbs(v: number, mode: number): number {
   switch (mode) {
     case RC_NEAREST: {
       const f = Math.floor(v);

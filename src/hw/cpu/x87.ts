@@ -266,7 +266,7 @@ function loadEnv(c: Cpu, s: SimdState): void {
     const lo = (c.a0 + 4 * k) | 0;
     w.push(c.read32(lo, lo >>> 0 < c.a0 >>> 0 ? (c.a1 + 1) | 0 : c.a1));
   }
-  s.fcw = w[0]! & 0xffff;
+  s.fcw = (w[0]! & 0xffff) | 0x40;
   s.fsw = w[1]! & 0xffff & ~0x3800;
   s.top = (w[1]! >> 11) & 7;
   for (let p = 0; p < 8; p++) s.empty[p] = ((w[2]! >> (2 * p)) & 3) === 3 ? 1 : 0;
@@ -345,7 +345,7 @@ function memoryForm(c: Cpu, s: SimdState, esc: number, reg: number): void {
           loadEnv(c, s);
           return;
         case 5:
-          s.fcw = c.read16(c.a0, c.a1);
+          s.fcw = c.read16(c.a0, c.a1) | 0x40; // bit 6 is reserved and reads as one
           return;
         case 6:
           storeEnv(c, s);
