@@ -161,6 +161,7 @@ export function decode(bytes: Uint8Array, pos: number, limit: number, out: Insn)
       def = ENDBR64;
       out.rep = REP_NONE;
     }
+    if (def.memAlt !== undefined && mod !== 3) def = def.memAlt;
     if (def.form === 'mem' && mod === 3) return DECODE_UD;
     if (def.form === 'reg' && mod !== 3) return DECODE_UD;
     out.reg = regField | rexR;

@@ -27,7 +27,7 @@ const PTR: Record<number, string> = { 1: 'byte', 2: 'word', 4: 'dword', 8: 'qwor
 const CMP_PRED = ['eq', 'lt', 'le', 'unord', 'neq', 'nlt', 'nle', 'ord'];
 /** XMM-or-memory operand shapes and their memory sizes. */
 const XMM_MEM: Record<string, number> = { Wx: 16, Wss: 4, Wsd: 8, Wq: 8, Ux: 16 };
-const MEM_ONLY: Record<string, number> = { Mq: 8, Md: 4, Mx: 16, Mz: 0 };
+const MEM_ONLY: Record<string, number> = { Mb: 1, Mq: 8, Md: 4, Mx: 16, Mz: 0 };
 const U64 = (1n << 64n) - 1n;
 
 function hex(v: bigint): string {

@@ -30,6 +30,8 @@ export interface OpDef {
   readonly form?: 'reg' | 'mem';
   /** Rows chosen by the mandatory prefix (none, 66, F3, F2), which is then not a prefix (SSE). */
   readonly pfx?: readonly (OpDef | null)[];
+  /** The row for the memory form (mod != 3) when it is another instruction (CLFLUSH vs SFENCE). */
+  readonly memAlt?: OpDef;
 }
 
 function d(

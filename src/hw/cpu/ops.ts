@@ -113,6 +113,8 @@ export const H_EMMS = 131;
 /** x87 escape D8..DF; sub = (opcode - 0xD8) * 8 + ModRM.reg. */
 export const H_X87 = 132;
 export const H_FWAIT = 133;
+/** CLFLUSH m8: no caches to flush, but the address must translate as for a byte read. */
+export const H_CLFLUSH = 134;
 export const H_SIMD_FIRST = 120;
 export const H_SIMD_LAST = 169;
 export const HANDLER_COUNT = 170;

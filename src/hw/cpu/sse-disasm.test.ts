@@ -202,6 +202,8 @@ describe('SSE/SSE2 and x87 disassembly', () => {
     ['ddc1', 'ffree st(1)'],
     ['dde1', 'fucom st(1)'],
     ['dde9', 'fucomp st(1)'],
+    ['0fae38', 'clflush byte ptr [rax]'],
+    ['0faef8', 'sfence'],
   ])('%s -> %s', (bytes, want) => {
     const lines = disassemble(hex(bytes));
     expect(lines.map((l) => l.text).join(' ; ')).toBe(want);
@@ -227,5 +229,7 @@ describe('SSE/SSE2 and x87 disassembly', () => {
     expect(decodeOne(hex('660f73c001'))).toBe(DECODE_UD); // group 14 /0
     expect(decodeOne(hex('0f6fc1'))).toBe(DECODE_UD); // MMX MOVQ: not implemented
     expect(decodeOne(hex('f0660fefc1'))).toBe(DECODE_UD); // LOCK
+    expect(decodeOne(hex('0fae28'))).toBe(DECODE_UD); // XRSTOR (XSAVE not advertised)
+    expect(decodeOne(hex('0fae30'))).toBe(DECODE_UD); // XSAVEOPT
   });
 });

@@ -17,6 +17,7 @@ export interface SimdDef {
   readonly group?: readonly (SimdDef | null)[];
   readonly pfx?: readonly (SimdDef | null)[];
   readonly form?: 'reg' | 'mem';
+  readonly memAlt?: SimdDef;
 }
 
 // H_SSE_MOV kinds.
@@ -351,6 +352,12 @@ export function installSimd(one: (SimdDef | null)[], two: (SimdDef | null)[]): v
   g15[1] = d('fxrstor', 'Mz', H.H_SSE_STATE, 1, { form: 'mem' });
   g15[2] = d('ldmxcsr', 'Md', H.H_SSE_STATE, 2, { form: 'mem' });
   g15[3] = d('stmxcsr', 'Md', H.H_SSE_STATE, 3, { form: 'mem' });
+  // The fences are register forms only; the memory forms of /5 and /6 (XRSTOR, XSAVEOPT) are #UD
+  // and /7 with memory is CLFLUSH (SSE2).
+  const fence = (k: number) => g15[k] && { ...g15[k], form: 'reg' as const };
+  g15[5] = fence(5)!;
+  g15[6] = fence(6)!;
+  g15[7] = { ...fence(7)!, memAlt: d('clflush', 'Mb', H.H_CLFLUSH, 0, { form: 'mem' }) };
   two[0xae] = { ...two[0xae]!, group: g15 };
 
   one[0x9b] = d('fwait', '', H.H_FWAIT);

@@ -72,6 +72,17 @@ describe('SSE availability and faults', () => {
     expect(mem.subarray(0x3ff8, 0x4000).every((b) => b === 0)).toBe(true);
   });
 
+  it('CLFLUSH faults like a byte read on an unmapped address and is otherwise a no-op', () => {
+    const { cpu, run } = machine();
+    cpu.setReg64(0, BigInt(DATA));
+    expect(run('0fae38')).toBe(-1);
+    cpu.setReg64(0, 0x5000n);
+    expect(run('0fae38')).toBe(14);
+    cpu.cr0 |= 0xc; // CLFLUSH does not depend on the FPU controls
+    cpu.setReg64(0, BigInt(DATA));
+    expect(run('0fae38')).toBe(-1);
+  });
+
   it('LDMXCSR rejects reserved bits with #GP(0); STMXCSR stores MXCSR', () => {
     const { cpu, mem, run } = machine();
     cpu.setReg64(0, BigInt(DATA));

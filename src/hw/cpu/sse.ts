@@ -48,6 +48,10 @@ export function executeSimd(c: Cpu, i: Insn): void {
     case H.H_SSE_STATE:
       state(c, i);
       return;
+    case H.H_CLFLUSH:
+      simdEa(c, i);
+      c.read8(c.a0, c.a1);
+      return;
     default:
   }
   sseCheck(c);
