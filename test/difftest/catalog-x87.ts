@@ -3,7 +3,7 @@
 // values whose results stay inside the float64 range, and no NaN inputs (payloads are not kept).
 // Compared: FCW, FSW (TOP, C0, C2, C3, IE, ZE, SF), the abridged tag word, every valid ST(i)
 // in 80-bit form, memory, registers and RFLAGS. FCW.RC varies only where the simulator honours
-// it (FIST/FISTP/FRNDINT).
+// it (FIST/FISTP/FRNDINT, FST m32).
 
 import { Builder, type Case, emitModrm, finish, type Form, type Rng } from './forms.js';
 
@@ -184,8 +184,8 @@ for (const [name, esc, modrm] of [
 }
 x87Form('frndint', { reg: [0xd9, 0xfc], rc: true });
 x87Form('fld m32fp', { mem: [0xd9, 0, 4, 'f32'] });
-x87Form('fst m32fp', { mem: [0xd9, 2, 4, 'none'] });
-x87Form('fstp m32fp', { mem: [0xd9, 3, 4, 'none'] });
+x87Form('fst m32fp', { mem: [0xd9, 2, 4, 'none'], rc: true });
+x87Form('fstp m32fp', { mem: [0xd9, 3, 4, 'none'], rc: true });
 x87Form('fldcw m16', { mem: [0xd9, 5, 2, 'cw'] });
 x87Form('fnstcw m16', { mem: [0xd9, 7, 2, 'none'] });
 x87Form('fild m32int', { mem: [0xdb, 0, 4, 'i32'] });

@@ -492,7 +492,7 @@ function direct(r: number, cmp: number, mode: number, single: boolean): number {
 }
 
 /** A double rounded to float32 by `mode` (exact input). */
-function toF32(v: number, mode: number): number {
+export function toF32(v: number, mode: number): number {
   const f = Math.fround(v);
   if (!Number.isFinite(f) && Number.isFinite(v)) {
     // Overflow: directed modes may stop at the largest finite value.

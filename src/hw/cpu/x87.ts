@@ -7,8 +7,10 @@
 // NaNs keep only their sign (stored as the default negative QNaN "indefinite"). Results therefore
 // match hardware when FCW.PC selects double precision and the values stay in float64 range; with
 // the default extended precision they can differ in the last bits. FCW.RC is honoured by FIST/
-// FISTP/FRNDINT only. Unmasked x87 exceptions (#MF) are never raised; IE, ZE and the stack-fault
-// bits (SF, C1) are set in FSW, PE/UE/OE/DE are not.
+// FISTP/FRNDINT and FST m32 only (arithmetic rounds to nearest); FLDPI, FLDL2T, FLDL2E, FLDLG2
+// and FLDLN2 load the nearest float64, not the 64-bit-significand constant. Unmasked x87
+// exceptions (#MF) are never raised; IE, ZE and the stack-fault bits (SF, C1) are set in FSW,
+// PE/UE/OE/DE and the C1 rounding indicator are not.
 //
 // Implemented: FNINIT, FNCLEX, FWAIT, FLDCW/FNSTCW, FNSTSW (AX, m16), FNSTENV/FLDENV, FNSAVE/
 // FRSTOR, FLD/FST/FSTP (m32, m64, m80, ST(i)), FILD/FIST/FISTP (m16, m32, m64), FLDZ/FLD1 and
@@ -20,7 +22,7 @@ import { type Cpu, VEC_UD } from './cpu.js';
 import type { Insn } from './insn.js';
 import { FSW_C0, FSW_C1, FSW_C2, FSW_C3, FSW_IE, FSW_SF, type SimdState } from './simd-state.js';
 import { fwaitCheck, simdEa, x87Check } from './sse-operands.js';
-import { roundInt } from './sse-fp.js';
+import { roundInt, toF32 } from './sse-fp.js';
 
 const FSW_ZE = 0x4;
 const TWO32 = 4294967296;
@@ -191,7 +193,7 @@ function readReal(c: Cpu, size: number): number {
 function writeReal(c: Cpu, size: number, x: number): void {
   const v = SCRATCH;
   if (size === 4) {
-    v.setFloat32(0, x, true);
+    v.setFloat32(0, x === x ? toF32(x, (c.simd.fcw >> 10) & 3) : x, true);
     if (x !== x) v.setUint32(0, 0xffc00000, true);
     c.write32(c.a0, c.a1, v.getInt32(0, true));
     return;
