@@ -127,7 +127,12 @@ function x87Form(
           }
           case 'cw': {
             // FLDCW: other precisions and rounding modes, exceptions still masked.
-            const cw = 0x3f | (r.int(4) << 8) | (r.int(4) << 10) | (r.chance(0.2) ? 0x1000 : 0);
+            const cw =
+              0x3f |
+              (r.int(4) << 8) |
+              (r.int(4) << 10) |
+              (r.chance(0.2) ? 0x1000 : 0) |
+              (r.chance(0.2) ? r.u32() & 0xe0c0 : 0); // reserved bits
             b.mem.push([at, BigInt(cw) | (BigInt(r.u32()) << 16n)]);
             break;
           }

@@ -29,7 +29,7 @@ import {
   x87Check,
 } from './sse-operands.js';
 import * as T from './sse-table.js';
-import { executeX87, f64ToF80, f80ToF64, fwait } from './x87.js';
+import { executeX87, f64ToF80, f80ToF64, fcwValue, fwait } from './x87.js';
 
 /** Executes a SIMD or x87 instruction (handlers H_SIMD_FIRST..H_SIMD_LAST). */
 export function executeSimd(c: Cpu, i: Insn): void {
@@ -413,7 +413,7 @@ function fxrstor(c: Cpu, wide: boolean): void {
       xmm[2 * k + 1] = c.v1;
     }
   }
-  st.fcw = w0 & 0xffff;
+  st.fcw = fcwValue(w0);
   st.fsw = (w0 >>> 16) & ~0x3800;
   st.top = (w0 >>> 27) & 7;
   for (let k = 0; k < 8; k++) st.empty[k] = (w1 >> k) & 1 ? 0 : 1;

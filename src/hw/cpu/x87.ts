@@ -90,6 +90,11 @@ export function f80ToF64(v: DataView): number {
   return sign * m * 2 ** half * 2 ** (x - half);
 }
 
+/** FCW as stored: bit 6 reads as one; bits 7 and 13-15 are reserved zero (as AMD parts keep it). */
+export function fcwValue(v: number): number {
+  return (v & 0x1f3f) | 0x40;
+}
+
 // ---- the stack -------------------------------------------------------------------------------
 
 function stIndex(s: SimdState, i: number): number {
@@ -268,7 +273,7 @@ function loadEnv(c: Cpu, s: SimdState): void {
     const lo = (c.a0 + 4 * k) | 0;
     w.push(c.read32(lo, lo >>> 0 < c.a0 >>> 0 ? (c.a1 + 1) | 0 : c.a1));
   }
-  s.fcw = (w[0]! & 0xffff) | 0x40;
+  s.fcw = fcwValue(w[0]!);
   s.fsw = w[1]! & 0xffff & ~0x3800;
   s.top = (w[1]! >> 11) & 7;
   for (let p = 0; p < 8; p++) s.empty[p] = ((w[2]! >> (2 * p)) & 3) === 3 ? 1 : 0;
@@ -347,7 +352,7 @@ function memoryForm(c: Cpu, s: SimdState, esc: number, reg: number): void {
           loadEnv(c, s);
           return;
         case 5:
-          s.fcw = c.read16(c.a0, c.a1) | 0x40; // bit 6 is reserved and reads as one
+          s.fcw = fcwValue(c.read16(c.a0, c.a1));
           return;
         case 6:
           storeEnv(c, s);
