@@ -188,6 +188,15 @@ for (const [name, esc, modrm] of [
   x87Form(name, { reg: [esc, modrm] });
 }
 x87Form('frndint', { reg: [0xd9, 0xfc], rc: true });
+for (const [cc, k] of [
+  ['b', 0],
+  ['e', 1],
+  ['be', 2],
+  ['u', 3],
+] as const) {
+  x87Form(`fcmov${cc} st, st(2)`, { reg: [0xda, 0xc0 | (k << 3) | 2] });
+  x87Form(`fcmovn${cc} st, st(1)`, { reg: [0xdb, 0xc0 | (k << 3) | 1] });
+}
 x87Form('fld m32fp', { mem: [0xd9, 0, 4, 'f32'] });
 x87Form('fst m32fp', { mem: [0xd9, 2, 4, 'none'], rc: true });
 x87Form('fstp m32fp', { mem: [0xd9, 3, 4, 'none'], rc: true });

@@ -16,7 +16,7 @@
 // FRSTOR, FLD/FST/FSTP (m32, m64, m80, ST(i)), FILD/FIST/FISTP (m16, m32, m64), FLDZ/FLD1 and
 // the other constants, FADD/FSUB/FSUBR/FMUL/FDIV/FDIVR (m32, m64, m16int, m32int, ST(i), P
 // forms), FCHS, FABS, FSQRT, FRNDINT, FXCH, FCOM/FCOMP/FCOMPP/FUCOM/FUCOMP/FUCOMPP, FCOMI/FCOMIP/
-// FUCOMI/FUCOMIP, FTST, FXAM, FFREE, FINCSTP/FDECSTP, FNOP. Everything else in D8..DF is #UD.
+// FUCOMI/FUCOMIP, FCMOVcc, FTST, FXAM, FFREE, FINCSTP/FDECSTP, FNOP. Everything else in D8..DF is #UD.
 
 import { type Cpu, VEC_UD } from './cpu.js';
 import type { Insn } from './insn.js';
@@ -498,7 +498,7 @@ function registerForm(c: Cpu, s: SimdState, esc: number, reg: number, rm: number
         pop(s);
         return;
       }
-      c.fault(VEC_UD); // FCMOVcc: not implemented
+      fcmov(c, s, reg, rm, false);
       return;
     case 3: // DB
       if (reg === 4 && rm === 2) {
@@ -511,6 +511,10 @@ function registerForm(c: Cpu, s: SimdState, esc: number, reg: number, rm: number
       }
       if (reg === 5 || reg === 6) {
         comi(c, s, rm, reg === 5);
+        return;
+      }
+      if (reg < 4) {
+        fcmov(c, s, reg, rm, true);
         return;
       }
       c.fault(VEC_UD);
@@ -546,6 +550,22 @@ function registerForm(c: Cpu, s: SimdState, esc: number, reg: number, rm: number
       }
       c.fault(VEC_UD);
   }
+}
+
+/** FCMOVcc ST(0), ST(i): reg 0 B, 1 E, 2 BE, 3 U; DB (negate) the NB/NE/NBE/NU forms. */
+function fcmov(c: Cpu, s: SimdState, reg: number, rm: number, negate: boolean): void {
+  if (reg > 3) c.fault(VEC_UD);
+  const f = c.flags;
+  let t: boolean;
+  if (reg === 0) t = f.cf() !== 0;
+  else if (reg === 1) t = f.zf();
+  else if (reg === 2) t = f.cf() !== 0 || f.zf();
+  else t = f.pf();
+  // A stack underflow (either register empty) loads the indefinite whatever the condition.
+  const under = s.empty[stIndex(s, rm)] !== 0 || s.empty[s.top] !== 0;
+  const v = get(s, rm);
+  const v0 = get(s, 0);
+  set(s, 0, under ? NaN : t !== negate ? v : v0);
 }
 
 /** FCOMI/FUCOMI: ZF PF CF from ST(0) vs ST(i); OF SF AF cleared. */
