@@ -4,6 +4,7 @@ export { Cpu, type CpuPlatform, MINIMAL_PLATFORM, X86Fault } from './cpu.js';
 export { decode, decodeOne, DECODE_MORE, DECODE_TOO_LONG, DECODE_UD } from './decoder.js';
 export { disassemble, type DisasmLine, formatInsn, regName } from './disasm.js';
 export { Insn } from './insn.js';
+export { SimdState } from './simd-state.js';
 export { Interpreter, STOP_BUDGET, STOP_EXCEPTION, STOP_HLT } from './interpreter.js';
 export {
   ACCESS_EXEC,
