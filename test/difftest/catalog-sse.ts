@@ -13,6 +13,7 @@ import {
   type Rng,
   type SimdCase,
 } from './forms.js';
+import { DATA } from './layout.js';
 
 /** MXCSR bits compared: controls and IE/DE/ZE (OE/UE/PE are not tracked by the simulator). */
 const MXCSR_CMP = 0xffff & ~0x38;
@@ -231,6 +232,17 @@ for (const w of [false, true]) {
 sse('movmskps Gd,Ux', { op: 0x50, size: 16, lanes: 'f32', only: 'reg' });
 sse('movmskpd Gd,Ux', { pfx: 0x66, op: 0x50, size: 16, lanes: 'f64', only: 'reg' });
 sse('pmovmskb Gd,Ux', { pfx: 0x66, op: 0xd7, size: 16, lanes: 'int', only: 'reg' });
+sse('maskmovdqu Vx,Ux', {
+  pfx: 0x66,
+  op: 0xf7,
+  size: 16,
+  lanes: 'int',
+  only: 'reg',
+  // [rdi] in the data pages (sometimes across their inner page boundary).
+  setup: (b, r) => {
+    b.regs[7] = BigInt(DATA + (r.chance(0.2) ? 0xff8 + r.int(8) : r.int(0x1ff0)));
+  },
+});
 sse('pinsrw Vx,Ewr,Ib', { pfx: 0x66, op: 0xc4, size: 2, lanes: 'int', imm: true, gpr: true });
 sse('pextrw Gd,Ux,Ib', { pfx: 0x66, op: 0xc5, size: 16, lanes: 'int', imm: true, only: 'reg' });
 

@@ -203,6 +203,7 @@ describe('SSE/SSE2 and x87 disassembly', () => {
     ['dde1', 'fucom st(1)'],
     ['dde9', 'fucomp st(1)'],
     ['0fae38', 'clflush byte ptr [rax]'],
+    ['66410ff7c8', 'maskmovdqu xmm1, xmm8'],
     ['0faef8', 'sfence'],
   ])('%s -> %s', (bytes, want) => {
     const lines = disassemble(hex(bytes));

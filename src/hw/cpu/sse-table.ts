@@ -36,6 +36,7 @@ export const MOV_D_FROM = 11; // MOVD/MOVQ r/m, xmm
 export const MOV_Q_LOAD = 12; // F3 0F 7E
 export const MOV_Q_STORE = 13; // 66 0F D6
 export const MOV_NTI = 14;
+export const MOV_MASKMOV = 15; // MASKMOVDQU: selected bytes to [rDI]
 export const MOV_ALIGNED = 0x100;
 
 // H_SSE_PINT operations.
@@ -308,6 +309,7 @@ export function installSimd(one: (SimdDef | null)[], two: (SimdDef | null)[]): v
   two[0xd6] = p(null, d('movq', 'Wq,Vx', MOV, MOV_Q_STORE));
   two[0xe7] = p(null, d('movntdq', 'Mx,Vx', MOV, MOV_STORE | A, { form: 'mem' }));
   two[0xc3] = p(d('movnti', 'Ey,Gy', MOV, MOV_NTI, { form: 'mem' }));
+  two[0xf7] = p(null, d('maskmovdqu', 'Vx,Ux', MOV, MOV_MASKMOV, { form: 'reg' }));
   two[0x70] = p(
     null,
     d('pshufd', 'Vx,Wx,Ib', H.H_SSE_SHUF, SHUF_PSHUFD),

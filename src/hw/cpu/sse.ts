@@ -226,6 +226,9 @@ function move(c: Cpu, i: Insn): void {
         writeMem(c, i.reg, 8);
       }
       return;
+    case T.MOV_MASKMOV:
+      maskmov(c, i);
+      return;
     case T.MOV_NTI:
       simdEa(c, i);
       if (i.osz === 8) c.write64(c.a0, c.a1, c.r[2 * i.reg]!, c.r[2 * i.reg + 1]!);
@@ -233,6 +236,37 @@ function move(c: Cpu, i: Insn): void {
       return;
     default:
       c.fault(VEC_UD);
+  }
+}
+
+/** MASKMOVDQU: the bytes of XMM(reg) whose mask byte in XMM(rm) has bit 7 set, to [rDI]. */
+function maskmov(c: Cpu, i: Insn): void {
+  const b = c.simd.i8;
+  let first = -1;
+  let last = -1;
+  for (let k = 0; k < 16; k++) {
+    if (b[16 * i.rm + k]! < 0) {
+      if (first < 0) first = k;
+      last = k;
+    }
+  }
+  if (first < 0) return;
+  let lo = c.r[2 * 7]!; // rDI (EDI with a 67 prefix)
+  let hi = i.asz === 4 ? 0 : c.r[2 * 7 + 1]!;
+  if (i.seg >= 0) {
+    const t = (lo + c.segBase[2 * i.seg]!) | 0;
+    hi = (hi + c.segBase[2 * i.seg + 1]! + (t >>> 0 < lo >>> 0 ? 1 : 0)) | 0;
+    lo = t;
+  }
+  // Probe the first and last bytes written, so a fault stores nothing.
+  for (const k of [first, last]) {
+    const a = (lo + k) | 0;
+    c.translate(a, a >>> 0 < lo >>> 0 ? (hi + 1) | 0 : hi, 1);
+  }
+  for (let k = first; k <= last; k++) {
+    if (b[16 * i.rm + k]! >= 0) continue;
+    const a = (lo + k) | 0;
+    c.write8(a, a >>> 0 < lo >>> 0 ? (hi + 1) | 0 : hi, c.simd.u8[16 * i.reg + k]!);
   }
 }
 
