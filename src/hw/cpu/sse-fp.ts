@@ -28,7 +28,7 @@ import {
   XMM_TMP,
 } from './simd-state.js';
 import { srcW } from './sse-operands.js';
-import { errorSign, roundDirected } from './fp-round.js';
+import { errorSign, nextFloat, roundDirected } from './fp-round.js';
 import * as K from './sse-table.js';
 
 const MIN_NORMAL32 = 1.1754943508222875e-38;
@@ -456,38 +456,14 @@ function roundIntAbs(v: number, mode: number): number {
   }
 }
 
-/** Next float32 towards +inf (up) or -inf from a finite float32 `f`. */
-function nextF32(f: number, up: boolean): number {
-  const b = new Float32Array([f]);
-  const u = new Int32Array(b.buffer);
-  if (f === 0) {
-    u[0] = 1;
-    return up ? b[0]! : -b[0]!;
-  }
-  if (f > 0 === up) u[0]! += 1;
-  else u[0]! -= 1;
-  return b[0]!;
-}
-
-function nextF64(v: number, up: boolean): number {
-  const b = new Float64Array([v]);
-  const u = new BigInt64Array(b.buffer);
-  if (v === 0) {
-    u[0] = 1n;
-    return up ? b[0]! : -b[0]!;
-  }
-  if (v > 0 === up) u[0]! += 1n;
-  else u[0]! -= 1n;
-  return b[0]!;
-}
-
 /** Adjusts `r` (the nearest rounding of the exact value) for a directed mode; cmp = sign(exact - r). */
 function direct(r: number, cmp: number, mode: number, single: boolean): number {
   if (cmp === 0 || mode === RC_NEAREST || !Number.isFinite(r)) return r;
-  const next = single ? nextF32 : nextF64;
-  if (mode === RC_UP && cmp > 0) return next(r, true);
-  if (mode === RC_DOWN && cmp < 0) return next(r, false);
-  if (mode === RC_ZERO && ((r > 0 && cmp < 0) || (r < 0 && cmp > 0))) return next(r, r < 0);
+  if (mode === RC_UP && cmp > 0) return nextFloat(r, true, single);
+  if (mode === RC_DOWN && cmp < 0) return nextFloat(r, false, single);
+  if (mode === RC_ZERO && ((r > 0 && cmp < 0) || (r < 0 && cmp > 0))) {
+    return nextFloat(r, r < 0, single);
+  }
   return r;
 }
 
