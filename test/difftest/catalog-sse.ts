@@ -15,8 +15,8 @@ import {
 } from './forms.js';
 import { DATA } from './layout.js';
 
-/** MXCSR bits compared: controls and IE/DE/ZE (OE/UE/PE are not tracked by the simulator). */
-const MXCSR_CMP = 0xffff & ~0x38;
+/** MXCSR bits compared: all of them. */
+const MXCSR_CMP = 0xffff;
 
 const F32_EDGES = [
   0x00000000, 0x80000000, 0x3f800000, 0xbf800000, 0x7f800000, 0xff800000, 0x7fc00000, 0xffc00000,

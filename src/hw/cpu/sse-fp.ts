@@ -9,8 +9,9 @@
 // JS NaN bits ever reach a register.
 //
 // Rounding: MXCSR.RC is honoured; directed modes adjust the nearest result with an exact error
-// sign (fp-round.ts). DAZ and FTZ are honoured. MXCSR flags: IE, DE and ZE are set; OE, UE and PE are not (gap).
-// Unmasked SIMD exceptions (#XM) are not raised.
+// sign (fp-round.ts). DAZ and FTZ are honoured. All six MXCSR flags are set as with masked
+// exceptions (PE from TwoSum / Dekker products, BigInt at extreme exponents; UE = tiny before
+// rounding and inexact or flushed). Unmasked SIMD exceptions (#XM) are not raised.
 
 import type { Cpu } from './cpu.js';
 import type { Insn } from './insn.js';
@@ -19,6 +20,9 @@ import {
   MXCSR_DE,
   MXCSR_FZ,
   MXCSR_IE,
+  MXCSR_OE,
+  MXCSR_PE,
+  MXCSR_UE,
   MXCSR_ZE,
   RC_DOWN,
   RC_NEAREST,
@@ -109,6 +113,54 @@ function putF64(st: SimdState, k: number, r: number, tiny = false): void {
   st.f64[k >> 1] = r;
 }
 
+const MAX32 = 3.4028234663852886e38;
+
+/** The rounding error of p = RN(a * b) (Dekker's product; |a|, |b|, |p| in [2^-450, 2^450]). */
+function productError(a: number, b: number, p: number): number {
+  const C = 134217729; // 2^27 + 1
+  let t = C * a;
+  const ah = t - (t - a);
+  const al = a - ah;
+  t = C * b;
+  const bh = t - (t - b);
+  const bl = b - bh;
+  return ah * bh - p + ah * bl + al * bh + al * bl;
+}
+
+function safe(v: number): boolean {
+  const m = Math.abs(v);
+  return m === 0 || (m >= 3.5e-136 && m <= 2.9e135); // 2^-450 .. 2^450
+}
+
+/** Whether rn (the nearest double to a op b, finite operands, finite rn) is exact. */
+function exact64(op: number, a: number, b: number, rn: number): boolean {
+  if (op === K.FP_ADD || op === K.FP_SUB) {
+    // Knuth's TwoSum: exact for any finite inputs without overflow.
+    const bb = op === K.FP_SUB ? -b : b;
+    const bv = rn - a;
+    return a - (rn - bv) + (bb - bv) === 0;
+  }
+  if (safe(a) && safe(b) && safe(rn) && rn !== 0) {
+    if (op === K.FP_MUL) return productError(a, b, rn) === 0;
+    if (op === K.FP_DIV) return rn * b === a && productError(rn, b, rn * b) === 0;
+    if (op === K.FP_SQRT) return rn * rn === b && productError(rn, rn, rn * rn) === 0;
+  }
+  return errorSign(op, a, b, rn) === 0;
+}
+
+/**
+ * PE, UE, OE for a finite-operand result: `inexact` (before any flush), `tiny` (exact value
+ * nonzero and below the smallest normal), `ovf` (rounded past the largest finite value).
+ */
+function roundingFlags(st: SimdState, inexact: boolean, tiny: boolean, ovf: boolean): void {
+  const ftz = (st.mxcsr & MXCSR_FZ) !== 0;
+  let f = 0;
+  if (ovf) f |= MXCSR_OE | MXCSR_PE;
+  if (inexact) f |= MXCSR_PE;
+  if (tiny && (inexact || ftz)) f |= MXCSR_UE | MXCSR_PE;
+  st.mxcsr |= f;
+}
+
 function arith(op: number, a: number, b: number, st: SimdState): number {
   switch (op) {
     case K.FP_ADD:
@@ -176,6 +228,17 @@ function lane32Raw(st: SimdState, op: number, d: number, s: number): void {
     // The double result sits on 2^-126: is the exact one just below?
     if (errorSign(op, a, b, r64) * Math.sign(r64) < 0) exact = r64 / 2;
   }
+  if (finite && r64 === r64 && !(op === K.FP_DIV && b === 0)) {
+    // float32 operands: products are exact in double, and a double quotient or root that is a
+    // float32 is exact; sums need TwoSum.
+    const f = Math.fround(r64);
+    const dInexact =
+      Number.isFinite(r64) && (op === K.FP_ADD || op === K.FP_SUB) && !exact64(op, a, b, r64);
+    const inexact = f !== r64 || dInexact;
+    const ovf = !Number.isFinite(f) || !Number.isFinite(r);
+    const tiny = Math.abs(exact) < MIN_NORMAL32 && (exact !== 0 || inexact);
+    roundingFlags(st, inexact, tiny, ovf);
+  }
   putF32(st, d, r, exact);
 }
 
@@ -227,6 +290,12 @@ function lane64Raw(st: SimdState, op: number, d: number, s: number): void {
     Math.abs(rn) === MIN_NORMAL64 &&
     (st.mxcsr & MXCSR_FZ) !== 0 &&
     errorSign(op, a, b, rn) * Math.sign(rn) < 0;
+  if (finite && rn === rn && !(op === K.FP_DIV && b === 0)) {
+    const ovf = !Number.isFinite(rn) || !Number.isFinite(r);
+    const inexact = ovf || !exact64(op, a, b, rn);
+    const small = Math.abs(rn) < MIN_NORMAL64 && (rn !== 0 || inexact);
+    roundingFlags(st, inexact, small || tiny, ovf);
+  }
   putF64(st, d, r, tiny);
 }
 
@@ -481,10 +550,12 @@ export function toF32(v: number, mode: number): number {
 }
 
 /** A signed 64-bit integer (halves) to float32 or float64 with rounding `mode`. */
-function intToFloat(lo: number, hi: number, single: boolean, mode: number): number {
+function intToFloat(st: SimdState, lo: number, hi: number, single: boolean, mode: number): number {
   if ((hi === 0 && lo >= 0) || (hi === -1 && lo < 0)) {
     const v = lo; // fits in 32 bits: exact as a double
-    return single ? toF32(v, mode) : v;
+    const r = single ? toF32(v, mode) : v;
+    if (r !== v) st.mxcsr |= MXCSR_PE;
+    return r;
   }
   const exact = (BigInt(hi) << 32n) | BigInt(lo >>> 0);
   let r: number;
@@ -501,6 +572,7 @@ function intToFloat(lo: number, hi: number, single: boolean, mode: number): numb
     r = hi * TWO32 + (lo >>> 0);
   }
   const rb = BigInt(r);
+  if (rb !== exact) st.mxcsr |= MXCSR_PE;
   return direct(r, exact > rb ? 1 : exact < rb ? -1 : 0, mode, single);
 }
 
@@ -514,6 +586,7 @@ function floatToInt(st: SimdState, v: number, bits: number, mode: number, out: I
     out[1] = bits === 32 ? 0 : 0x80000000 | 0;
     return;
   }
+  if (r !== v) st.mxcsr |= MXCSR_PE;
   const hi = Math.floor(r / TWO32);
   out[0] = (r - hi * TWO32) | 0;
   out[1] = hi | 0;
@@ -563,7 +636,17 @@ function cvtSdToSs(st: SimdState, from: number, to: number): void {
     return;
   }
   const v = getF64(st, from);
-  putF32(st, to, toF32(v, rc(st)), v);
+  const f = toF32(v, rc(st));
+  if (Number.isFinite(v)) {
+    const inexact = f !== v;
+    roundingFlags(
+      st,
+      inexact,
+      v !== 0 && Math.abs(v) < MIN_NORMAL32,
+      !Number.isFinite(Math.fround(v)) || !Number.isFinite(f) || Math.abs(v) > MAX32,
+    );
+  }
+  putF32(st, to, f, v);
 }
 
 /** The CVT* instructions. */
@@ -586,8 +669,8 @@ export function executeCvt(c: Cpu, i: Insn): void {
         lo = x[64]!;
         hi = i.osz === 8 ? x[65]! : lo >> 31;
       }
-      if (i.sub === K.CVT_SI2SS) putF32(st, d, intToFloat(lo, hi, true, mode));
-      else st.f64[d >> 1] = intToFloat(lo, hi, false, mode);
+      if (i.sub === K.CVT_SI2SS) putF32(st, d, intToFloat(st, lo, hi, true, mode));
+      else st.f64[d >> 1] = intToFloat(st, lo, hi, false, mode);
       return;
     }
     case K.CVT_TSS2SI:
@@ -625,7 +708,12 @@ export function executeCvt(c: Cpu, i: Insn): void {
     }
     case K.CVT_DQ2PS: {
       const s = 4 * srcW(c, i, 16, true);
-      for (let k = 0; k < 4; k++) putF32(st, t + k, toF32(x[s + k]!, mode));
+      for (let k = 0; k < 4; k++) {
+        const v = x[s + k]!;
+        const f = toF32(v, mode);
+        if (f !== v) st.mxcsr |= MXCSR_PE;
+        putF32(st, t + k, f);
+      }
       break;
     }
     case K.CVT_DQ2PD: {
