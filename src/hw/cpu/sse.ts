@@ -373,6 +373,10 @@ function at(c: Cpu, off: number, out: Int32Array): void {
 }
 
 const ADDR = new Int32Array(2);
+// FXRSTOR reads the whole image before changing state (kernels do this on every context switch,
+// so the staging buffers are allocated once).
+const FX_REGS = new Float64Array(8);
+const FX_XMM = new Int32Array(64);
 const F80 = new Uint8Array(10);
 const F80V = new DataView(F80.buffer);
 
@@ -429,7 +433,7 @@ function fxrstor(c: Cpu, wide: boolean): void {
   const fip = c.read64(a[0]!, a[1]!);
   at(c, FX_FDP, a);
   const fdp = c.read64(a[0]!, a[1]!);
-  const regs = new Float64Array(8);
+  const regs = FX_REGS;
   for (let k = 0; k < 8; k++) {
     at(c, FX_ST0 + FX_ST_STRIDE * k, a);
     F80V.setInt32(0, c.read64(a[0]!, a[1]!), true);
@@ -438,7 +442,7 @@ function fxrstor(c: Cpu, wide: boolean): void {
     F80V.setUint16(8, c.read16(a[0]!, a[1]!), true);
     regs[k] = f80ToF64(F80V);
   }
-  const xmm = new Int32Array(64);
+  const xmm = FX_XMM;
   const withXmm = (c.cr4 & 0x200) !== 0;
   if (withXmm) {
     for (let k = 0; k < 32; k++) {
@@ -456,6 +460,6 @@ function fxrstor(c: Cpu, wide: boolean): void {
   st.fdp = fdp;
   for (let k = 0; k < 8; k++) st.st[(st.top + k) & 7] = regs[k]!;
   st.mxcsr = mxcsr;
-  if (withXmm) st.x32.set(xmm.subarray(0, 64), 0);
+  if (withXmm) st.x32.set(xmm, 0);
   void wide;
 }
