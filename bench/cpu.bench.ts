@@ -2,6 +2,7 @@
 // cpu.loop_mips: the tightest loop (add, dec, jnz on registers).
 // cpu.mixed_mips: a C-like inner loop (byte loads and stores, 64-bit multiply, compare and
 // branch) with a call/push/pop/ret per outer iteration. Both at CPL 0 on flat memory.
+// cpu.sse_scan_mips / cpu.sse_fp_mips: an SSE2 string scan and a scalar-double loop.
 
 import { Cpu } from '../src/hw/cpu/cpu.js';
 import { Interpreter, STOP_BUDGET } from '../src/hw/cpu/interpreter.js';
@@ -40,6 +41,12 @@ const LOOP = 'b9ffffff7f31c04801c848ffc975f8';
 const MIXED =
   '31d20fb604164931c04d0fafc1448884160001000083c20181fa0001000072e2e80600000048ffc975d6f4534c89c348c1eb074901da5bc3';
 
+// strlen-style SSE2 scan: l: movdqa xmm1,[rsi+rdx]; pcmpeqb xmm1,xmm0; pmovmskb eax,xmm1;
+// add rdx,16; and edx,0xff0; test eax,eax; jz l (no match in a zero buffer: runs to the budget)
+const SSE_SCAN = '660f6f0c16660f74c8660fd7c14883c21081e2f00f000085c074e5';
+// scalar double arithmetic: l: addsd xmm2,xmm3; mulsd xmm2,xmm4; dec rcx; jnz l
+const SSE_FP = 'f20f58d3f20f59d448ffc975f3';
+
 export const benches: Bench[] = [
   {
     name: 'cpu.loop_mips',
@@ -52,6 +59,23 @@ export const benches: Bench[] = [
         cpu.setReg64(1, 0x7fff_ffffn); // outer iterations
         cpu.setReg64(6, BigInt(BASE + 0x1000)); // buffer
         cpu.setReg64(9, 0x100_0000_01b3n); // FNV prime
+      }),
+  },
+  {
+    name: 'cpu.sse_scan_mips',
+    run: () =>
+      mips(SSE_SCAN, 10_000_000, (cpu) => {
+        cpu.setReg64(6, BigInt(BASE + 0x1000));
+        cpu.simd.setXmm(0, 0x01010101010101010101010101010101n);
+      }),
+  },
+  {
+    name: 'cpu.sse_fp_mips',
+    run: () =>
+      mips(SSE_FP, 10_000_000, (cpu) => {
+        cpu.setReg64(1, 0x7fff_ffffn);
+        cpu.simd.setXmm(3, 0x3ff0000000000000n); // 1.0
+        cpu.simd.setXmm(4, 0x3fefffffffffffffn); // just below 1.0
       }),
   },
 ];

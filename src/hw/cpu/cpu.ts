@@ -9,6 +9,7 @@
 import { CodeCache } from './code-cache.js';
 import { LazyFlags } from './flags.js';
 import { Segment } from './segment.js';
+import { SimdState } from './simd-state.js';
 import {
   ACCESS_EXEC,
   ACCESS_READ,
@@ -151,6 +152,8 @@ export class Cpu {
   /** Segment bases, low/high halves, by Sreg number. Only FS and GS matter in 64-bit mode. */
   readonly segBase = new Int32Array(12);
   readonly flags = new LazyFlags();
+  /** XMM, MXCSR and x87 state (simd-state.ts). */
+  readonly simd = new SimdState();
   /** Current privilege level. */
   cpl = 0;
   /**

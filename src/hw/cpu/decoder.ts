@@ -164,6 +164,14 @@ export function decode(
     if (b === 0x90 && rexB !== 0) def = XCHG_R_RAX;
   }
   if (def === null) return DECODE_UD;
+  if (def.pfx !== undefined) {
+    // SSE: 66/F3/F2 select the instruction (F3/F2 win over 66) and stop being prefixes.
+    const k = rep === REP_NE ? 3 : rep === REP_E ? 2 : opsize16 ? 1 : 0;
+    def = def.pfx[k] ?? null;
+    if (def === null) return DECODE_UD;
+    opsize16 = false;
+    rep = REP_NONE;
+  }
   if (def.f3 !== undefined && rep === REP_E) {
     def = def.f3;
     rep = REP_NONE;
@@ -217,6 +225,7 @@ export function decode(
       def = ENDBR64;
       out.rep = REP_NONE;
     }
+    if (def.memAlt !== undefined && mod !== 3) def = def.memAlt;
     if (def.form === 'modreg') mod = 3;
     if (def.form === 'mem' && mod === 3) return DECODE_UD;
     if (def.form === 'reg' && mod !== 3) return DECODE_UD;

@@ -48,6 +48,7 @@ import {
   execVmgexit,
   execVmmcall,
 } from './snp.js';
+import { executeSimd } from './sse.js';
 
 /** Value mask by operand size in bytes (4 and 8 keep the int32 halves as they are). */
 const MASK = new Int32Array([0, 0xff, 0xffff, 0, -1, 0, 0, 0, -1]);
@@ -1232,6 +1233,8 @@ export function execute(c: Cpu, i: Insn): void {
     default:
       // The system-architecture handlers (70-119) live in system.ts.
       if (i.op >= H.H_MOV_R_CR && i.op < 120) systemExecute(c, i);
+      // SIMD and x87 (sse.ts): only instructions outside the integer set get here.
+      else if (i.op >= H.H_SIMD_FIRST && i.op <= H.H_SIMD_LAST) executeSimd(c, i);
       else c.fault(VEC_UD);
   }
 }

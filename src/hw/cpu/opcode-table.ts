@@ -6,6 +6,7 @@
 // Rows left null are #UD (or not implemented yet, which the decoder reports the same way).
 
 import * as H from './ops.js';
+import { installSimd } from './sse-table.js';
 
 /** Operand-size rule of a row. */
 export const SZ_V = 0; // 16/32/64 by 66 and REX.W, default 32
@@ -32,6 +33,10 @@ export interface OpDef {
   readonly form?: 'reg' | 'mem' | 'modreg';
   /** The row when an F2 prefix selects another instruction (PVALIDATE). */
   readonly f2?: OpDef;
+  /** Rows chosen by the mandatory prefix (none, 66, F3, F2), which is then not a prefix (SSE). */
+  readonly pfx?: readonly (OpDef | null)[];
+  /** The row for the memory form (mod != 3) when it is another instruction (CLFLUSH vs SFENCE). */
+  readonly memAlt?: OpDef;
 }
 
 function d(
@@ -417,12 +422,24 @@ export const FSGSBASE: readonly OpDef[] = [
 /** ENDBR64 (F3 0F 1E FA), named for the disassembler; it executes as the hint NOP it is. */
 export const ENDBR64 = d('endbr64', '', H.H_NOP);
 
+installSimd(ONE_BYTE, TWO_BYTE);
+
 /** Whether a row's operands include a ModRM byte. */
 export function hasModrm(def: OpDef): boolean {
   if (def.group !== undefined) return true;
   for (const o of def.ops) {
     const c = o.charCodeAt(0);
-    if (c === 0x45 /* E */ || c === 0x47 /* G */ || o === 'M') return true;
+    // E, G, M, and the XMM/x87 shapes of sse-table.ts: V, W, U, F.
+    if (
+      c === 0x45 ||
+      c === 0x47 ||
+      c === 0x4d ||
+      c === 0x56 ||
+      c === 0x57 ||
+      c === 0x55 ||
+      c === 0x46
+    )
+      return true;
   }
   return false;
 }
