@@ -2,15 +2,16 @@
 // decoded-instruction cache (decode on a miss), advance RIP, execute. Runs a budget of
 // instructions per call with no allocation per instruction; stops early on HLT or an exception.
 //
-// JIT seam: a later compiler takes the same Insn records (already decoded, per physical page,
-// invalidated by the same code-page protection) and emits WebAssembly over the same register file
-// and memory; the run loop would try a compiled block for the physical RIP before falling back
-// to `step`. Nothing here needs to change shape for that.
+// JIT seam (jit/): after the fetch, `Jit.enter` runs the compiled block that starts at this
+// instruction when there is one (it counts entries and compiles hot ones); otherwise the
+// instruction is executed here. Blocks hang off the same cached Insn records, so the code-page
+// protection that invalidates decodings drops them too.
 
 import { type Cpu, VEC_BP, VEC_GP, VEC_UD, X86Fault } from './cpu.js';
 import { decode, DECODE_MORE, DECODE_TOO_LONG, DECODE_UD } from './decoder.js';
 import { execute } from './execute.js';
 import { Insn } from './insn.js';
+import { Jit, type JitOptions } from './jit/jit.js';
 import { ACCESS_EXEC } from './translator.js';
 
 /** Why `run` returned. */
@@ -24,7 +25,16 @@ export class Interpreter {
   private readonly crossing = new Insn();
   private readonly bytes = new Uint8Array(15);
 
-  constructor(readonly cpu: Cpu) {}
+  /** The block compiler, or null when the JIT is off (then this is a pure interpreter). */
+  readonly jit: Jit | null;
+
+  constructor(
+    readonly cpu: Cpu,
+    options: { jit?: boolean | JitOptions } = {},
+  ) {
+    const j = options.jit ?? true;
+    this.jit = j === false ? null : new Jit(j === true ? {} : j);
+  }
 
   /** Runs up to `budget` instructions. Returns a STOP_* reason. */
   run(budget: number): number {
@@ -33,8 +43,16 @@ export class Interpreter {
     c.exVector = -1;
     c.halted = false;
     try {
+      const jit = this.jit;
       while (left > 0) {
         const i = this.fetch(c);
+        if (jit !== null) {
+          const n = jit.enter(c, i, left);
+          if (n > 0) {
+            left -= n;
+            continue;
+          }
+        }
         execute(c, i);
         c.instructions++;
         left--;

@@ -1,0 +1,753 @@
+// The JIT's JavaScript backend: turns a BlockPlan into the source of one function over the CPU's
+// register file, lazy flags and memory methods, compiled with `new Function` (V8 then optimises
+// it like any hot function). A WebAssembly backend would consume the same plan.
+//
+// Contract of the generated function `(c, left) => executed`:
+// - entered with c.startLo/startHi = the block's virtual entry RIP (the run loop's fetch set them)
+//   and `left` >= the block's length;
+// - executes the plan's instructions in order with the interpreter's semantics (inline code
+//   mirrors execute.ts field for field; TIER_CALL instructions call `execute` itself);
+// - before anything that may fault it has set c.startLo to that instruction and written every
+//   earlier effect (registers, memory, lazy-flag fields), so a throw leaves the state the
+//   interpreter would leave; the caller adds the instructions retired in the unfinished pass;
+// - on a normal exit RIP is set, c.instructions counts every retired instruction, and the return
+//   value is their number; a looping block repeats while another whole pass fits in `left`;
+// - after every instruction that may store, it leaves (RIP at the next instruction) if its own
+//   code page was invalidated, so self-modifying code sees its new bytes.
+
+import { execute } from '../execute.js';
+import { LF_ADC1, LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SBB1, LF_SUB, PF } from '../flags.js';
+import { type Insn, RIP_BASE } from '../insn.js';
+import * as H from '../ops.js';
+import { type BlockPlan, TIER_CALL } from './block.js';
+
+/** A compiled block: `(cpu, budget) => instructions executed`. */
+export type BlockFn = (c: unknown, left: number) => number;
+
+const PARITY = new Uint8Array(256);
+for (let i = 0; i < 256; i++) {
+  let n = i;
+  n ^= n >> 4;
+  n ^= n >> 2;
+  n ^= n >> 1;
+  PARITY[i] = (n & 1) === 0 ? PF : 0;
+}
+
+/** Operand-size masks as source text (sizes 4 and 8 keep int32 halves). */
+function maskOp(size: number, e: string): string {
+  return size === 1 ? `((${e}) & 0xff)` : size === 2 ? `((${e}) & 0xffff)` : `((${e}) | 0)`;
+}
+
+function lit(n: number): string {
+  return n < 0 ? `(${n})` : `${n}`;
+}
+
+/** What the compiler knows about the lazy flags at the current point of the generated code. */
+interface FlagState {
+  op: number;
+  size: number;
+  d0: string;
+  d1: string;
+  s0: string;
+  s1: string;
+  r0: string;
+  r1: string;
+  /** The CPU's flag fields do not hold this state yet. */
+  dirty: boolean;
+}
+
+type Pair = [string, string];
+
+class Emitter {
+  private readonly out: string[] = [];
+  private t = 0;
+  /** null: the CPU's flag fields are the truth. */
+  private fs: FlagState | null = null;
+  /** c.startLo already points at the current instruction. */
+  private startSet = false;
+  private k = 0;
+  private pi!: { off: number; next: number };
+
+  constructor(private readonly plan: BlockPlan) {}
+
+  private tmp(p = 'v'): string {
+    return `${p}${this.t++}`;
+  }
+
+  private emit(s: string): void {
+    this.out.push(s);
+  }
+
+  /** Source that writes a known, dirty flag state into the CPU's fields. */
+  private commitCode(): string {
+    const s = this.fs;
+    if (s === null || !s.dirty) return '';
+    if (s.op === LF_LOGIC)
+      return `f.op = ${LF_LOGIC}; f.size = ${s.size}; f.r0 = ${s.r0}; f.r1 = ${s.r1};`;
+    return (
+      `f.op = ${s.op}; f.size = ${s.size}; f.d0 = ${s.d0}; f.d1 = ${s.d1}; f.s0 = ${s.s0}; ` +
+      `f.s1 = ${s.s1}; f.r0 = ${s.r0}; f.r1 = ${s.r1};`
+    );
+  }
+
+  private sync(): void {
+    const code = this.commitCode();
+    if (code !== '') this.emit(code);
+    if (this.fs !== null) this.fs.dirty = false;
+  }
+
+  /** Makes the state fault-ready for the current instruction: flags written, startLo set. */
+  private faultPoint(): void {
+    this.sync();
+    if (!this.startSet) {
+      this.emit(`c.startLo = (L + ${this.pi.off}) | 0;`);
+      this.startSet = true;
+    }
+  }
+
+  /** RIP of the next instruction: [lo, hi] source (the page's last instruction may carry). */
+  private nextRip(): Pair {
+    const end = this.plan.pageOff + this.pi.next;
+    if (end < 4096) return [`((L + ${this.pi.next}) | 0)`, 'H'];
+    const lo = this.tmp('n');
+    this.emit(`const ${lo} = (L + ${this.pi.next}) | 0;`);
+    return [lo, `(${lo} === 0 ? (H + 1) | 0 : H)`];
+  }
+
+  /** Source of a return from the block with RIP = lo:hi after `count` instructions of this pass. */
+  private exitCode(lo: string, hi: string, count: number): string {
+    return (
+      `${this.commitCode()} r[32] = ${lo}; r[33] = ${hi}; c.instructions += ${count}; ` +
+      `return done + ${count};`
+    );
+  }
+
+  /** After a possible store: leave if this block's page lost its decoded code. */
+  private smcCheck(): void {
+    const [lo, hi] = this.nextRip();
+    this.emit(`if (hc[${this.plan.pa >>> 12}] === 0) { ${this.exitCode(lo, hi, this.k + 1)} }`);
+  }
+
+  // ---- registers and memory ----------------------------------------------------------------
+
+  private readReg(n: number, size: number): Pair {
+    const lo = this.tmp();
+    switch (size) {
+      case 8: {
+        const hi = this.tmp();
+        this.emit(`const ${lo} = r[${2 * n}], ${hi} = r[${2 * n + 1}];`);
+        return [lo, hi];
+      }
+      case 4:
+        this.emit(`const ${lo} = r[${2 * n}];`);
+        return [lo, '0'];
+      case 2:
+        this.emit(`const ${lo} = r[${2 * n}] & 0xffff;`);
+        return [lo, '0'];
+      default:
+        if (n < 16) this.emit(`const ${lo} = r[${2 * n}] & 0xff;`);
+        else this.emit(`const ${lo} = (r[${2 * (n - 16)}] >> 8) & 0xff;`);
+        return [lo, '0'];
+    }
+  }
+
+  private writeReg(n: number, size: number, lo: string, hi: string): void {
+    switch (size) {
+      case 8:
+        this.emit(`r[${2 * n}] = ${lo}; r[${2 * n + 1}] = ${hi};`);
+        return;
+      case 4:
+        this.emit(`r[${2 * n}] = ${lo}; r[${2 * n + 1}] = 0;`);
+        return;
+      case 2:
+        this.emit(`r[${2 * n}] = (r[${2 * n}] & ~0xffff) | (${lo} & 0xffff);`);
+        return;
+      default:
+        if (n < 16) this.emit(`r[${2 * n}] = (r[${2 * n}] & ~0xff) | (${lo} & 0xff);`);
+        else {
+          const m = 2 * (n - 16);
+          this.emit(`r[${m}] = (r[${m}] & ~0xff00) | ((${lo} & 0xff) << 8);`);
+        }
+    }
+  }
+
+  /** 64-bit add of b to the address pair a (new names). */
+  private add64(a: Pair, b: Pair): Pair {
+    const lo = this.tmp('a');
+    const hi = this.tmp('a');
+    this.emit(
+      `const ${lo} = (${a[0]} + ${b[0]}) | 0; ` +
+        `const ${hi} = (${a[1]} + ${b[1]} + ((${lo} >>> 0) < (${a[0]} >>> 0) ? 1 : 0)) | 0;`,
+    );
+    return [lo, hi];
+  }
+
+  /** Effective address (eaOffset, then the FS/GS base unless `noSeg`). */
+  private ea(i: Insn, noSeg = false): Pair {
+    let a: Pair | null = null;
+    if (i.base >= 0) {
+      a =
+        i.base === RIP_BASE
+          ? this.nextRip()
+          : (() => {
+              const lo = this.tmp('b');
+              const hi = this.tmp('b');
+              this.emit(`const ${lo} = r[${2 * i.base}], ${hi} = r[${2 * i.base + 1}];`);
+              return [lo, hi] as Pair;
+            })();
+    }
+    if (i.index >= 0) {
+      const x0 = this.tmp('x');
+      const x1 = this.tmp('x');
+      const s = i.scale;
+      const r0 = `r[${2 * i.index}]`;
+      const r1 = `r[${2 * i.index + 1}]`;
+      if (s === 0) this.emit(`const ${x0} = ${r0}, ${x1} = ${r1};`);
+      else
+        this.emit(`const ${x1} = (${r1} << ${s}) | (${r0} >>> ${32 - s}), ${x0} = ${r0} << ${s};`);
+      a = a === null ? [x0, x1] : this.add64(a, [x0, x1]);
+    }
+    if (a === null) a = [lit(i.disp), lit(i.dispHi)];
+    else if (i.disp !== 0 || i.dispHi !== 0) a = this.add64(a, [lit(i.disp), lit(i.dispHi)]);
+    if (i.asz === 4) a = [a[0], '0'];
+    if (!noSeg && i.seg >= 0) {
+      a = this.add64(a, [`c.segBase[${2 * i.seg}]`, `c.segBase[${2 * i.seg + 1}]`]);
+    }
+    return a;
+  }
+
+  private readMem(a: Pair, size: number): Pair {
+    this.faultPoint();
+    const lo = this.tmp();
+    switch (size) {
+      case 8: {
+        const hi = this.tmp();
+        this.emit(`const ${lo} = c.read64(${a[0]}, ${a[1]}), ${hi} = c.v1;`);
+        return [lo, hi];
+      }
+      case 4:
+        this.emit(`const ${lo} = c.read32(${a[0]}, ${a[1]});`);
+        break;
+      case 2:
+        this.emit(`const ${lo} = c.read16(${a[0]}, ${a[1]});`);
+        break;
+      default:
+        this.emit(`const ${lo} = c.read8(${a[0]}, ${a[1]});`);
+    }
+    return [lo, '0'];
+  }
+
+  private writeMem(a: Pair, size: number, v: Pair): void {
+    this.faultPoint();
+    switch (size) {
+      case 8:
+        this.emit(`c.write64(${a[0]}, ${a[1]}, ${v[0]}, ${v[1]});`);
+        return;
+      case 4:
+        this.emit(`c.write32(${a[0]}, ${a[1]}, ${v[0]});`);
+        return;
+      case 2:
+        this.emit(`c.write16(${a[0]}, ${a[1]}, ${v[0]});`);
+        return;
+      default:
+        this.emit(`c.write8(${a[0]}, ${a[1]}, ${v[0]});`);
+    }
+  }
+
+  /** readE: the value and, for memory, the address (for writeE). */
+  private readE(i: Insn, size: number): { v: Pair; a: Pair | null } {
+    if (i.rm >= 0) return { v: this.readReg(i.rm, size), a: null };
+    const a = this.ea(i);
+    return { v: this.readMem(a, size), a };
+  }
+
+  private writeE(i: Insn, a: Pair | null, size: number, v: Pair): void {
+    if (a === null) this.writeReg(i.rm, size, v[0], v[1]);
+    else this.writeMem(a, size, v);
+  }
+
+  private storeE(i: Insn, size: number, v: Pair): void {
+    if (i.rm >= 0) this.writeReg(i.rm, size, v[0], v[1]);
+    else this.writeMem(this.ea(i), size, v);
+  }
+
+  // ---- flags -------------------------------------------------------------------------------
+
+  private setFlags(op: number, size: number, d: Pair, s: Pair, res: Pair): void {
+    this.fs = {
+      op,
+      size,
+      d0: d[0],
+      d1: d[1],
+      s0: s[0],
+      s1: s[1],
+      r0: res[0],
+      r1: res[1],
+      dirty: true,
+    };
+  }
+
+  private static ult(size: number, a0: string, a1: string, b0: string, b1: string): string {
+    if (size !== 8) return `((${a0} >>> 0) < (${b0} >>> 0))`;
+    return `(${a1} === ${b1} ? (${a0} >>> 0) < (${b0} >>> 0) : (${a1} >>> 0) < (${b1} >>> 0))`;
+  }
+
+  /** CF as a 0/1 number expression. */
+  private cfExpr(): string {
+    const s = this.fs;
+    if (s === null) return 'f.cf()';
+    switch (s.op) {
+      case LF_ADD:
+        return `(${Emitter.ult(s.size, s.r0, s.r1, s.d0, s.d1)} ? 1 : 0)`;
+      case LF_SUB:
+        return `(${Emitter.ult(s.size, s.d0, s.d1, s.s0, s.s1)} ? 1 : 0)`;
+      case LF_LOGIC:
+        return '0';
+      default:
+        return '(f.bits & 1)'; // INC/DEC keep CF in bits (written at once, never deferred)
+    }
+  }
+
+  private zfExpr(s: FlagState): string {
+    return s.size === 8 ? `((${s.r0} | ${s.r1}) === 0)` : `(${s.r0} === 0)`;
+  }
+
+  private sfExpr(s: FlagState): string {
+    switch (s.size) {
+      case 8:
+        return `(${s.r1} < 0)`;
+      case 4:
+        return `(${s.r0} < 0)`;
+      case 2:
+        return `((${s.r0} << 16) < 0)`;
+      default:
+        return `((${s.r0} << 24) < 0)`;
+    }
+  }
+
+  private ofExpr(s: FlagState): string {
+    if (s.op === LF_LOGIC) return 'false';
+    const hiHalf = s.size === 8;
+    const d = hiHalf ? s.d1 : s.d0;
+    const sr = hiHalf ? s.s1 : s.s0;
+    const r = hiHalf ? s.r1 : s.r0;
+    const t =
+      s.op === LF_ADD || s.op === LF_INC
+        ? `((${d} ^ ${r}) & (${sr} ^ ${r}))`
+        : `((${d} ^ ${sr}) & (${d} ^ ${r}))`;
+    const sh = s.size === 1 ? 24 : s.size === 2 ? 16 : 0;
+    return sh === 0 ? `(${t} < 0)` : `((${t} << ${sh}) < 0)`;
+  }
+
+  /** Condition code `cc` as a boolean expression (LazyFlags.cond on the known state). */
+  private condExpr(cc: number): string {
+    const s = this.fs;
+    if (s === null) return `f.cond(${cc})`;
+    let t: string;
+    const sub = s.op === LF_SUB;
+    const sh = s.size === 1 ? 24 : s.size === 2 ? 16 : 0;
+    const sx = (v: string): string => (sh === 0 ? v : `(${v} << ${sh})`);
+    switch (cc >> 1) {
+      case 0:
+        t = this.ofExpr(s);
+        break;
+      case 1:
+        t = `(${this.cfExpr()} !== 0)`;
+        break;
+      case 2:
+        t = this.zfExpr(s);
+        break;
+      case 3:
+        t = sub
+          ? `!${Emitter.ult(s.size, s.s0, s.s1, s.d0, s.d1)}` // d <= s unsigned
+          : `((${this.cfExpr()} !== 0) || ${this.zfExpr(s)})`;
+        break;
+      case 4:
+        t = this.sfExpr(s);
+        break;
+      case 5:
+        t = `(P[${s.r0} & 0xff] !== 0)`;
+        break;
+      case 6:
+        if (sub && s.size !== 8) t = `(${sx(s.d0)} < ${sx(s.s0)})`;
+        else if (sub)
+          t = `(${s.d1} === ${s.s1} ? (${s.d0} >>> 0) < (${s.s0} >>> 0) : ${s.d1} < ${s.s1})`;
+        else t = `(${this.sfExpr(s)} !== ${this.ofExpr(s)})`;
+        break;
+      default:
+        if (sub && s.size !== 8) t = `(${sx(s.d0)} <= ${sx(s.s0)})`;
+        else if (sub)
+          t = `(${s.d1} === ${s.s1} ? (${s.d0} >>> 0) <= (${s.s0} >>> 0) : ${s.d1} < ${s.s1})`;
+        else t = `(${this.zfExpr(s)} || ${this.sfExpr(s)} !== ${this.ofExpr(s)})`;
+    }
+    return (cc & 1) === 0 ? t : `!${t}`;
+  }
+
+  // ---- instructions ------------------------------------------------------------------------
+
+  /** ALU op `op` on d and s; returns the result (alu() in execute.ts). */
+  private alu(op: number, size: number, d: Pair, s: Pair): Pair {
+    const r0 = this.tmp('r');
+    switch (op) {
+      case H.ALU_OR:
+      case H.ALU_AND:
+      case H.ALU_XOR: {
+        const o = op === H.ALU_OR ? '|' : op === H.ALU_AND ? '&' : '^';
+        this.emit(`const ${r0} = ${d[0]} ${o} ${s[0]};`);
+        let r1 = '0';
+        if (size === 8) {
+          r1 = this.tmp('r');
+          this.emit(`const ${r1} = ${d[1]} ${o} ${s[1]};`);
+        }
+        this.fs = { op: LF_LOGIC, size, d0: '0', d1: '0', s0: '0', s1: '0', r0, r1, dirty: true };
+        return [r0, r1];
+      }
+      case H.ALU_ADC:
+      case H.ALU_SBB: {
+        // The operation recorded depends on the carry in: commit at once, state from fields.
+        const cin = this.tmp('c');
+        this.emit(`const ${cin} = ${this.cfExpr()};`);
+        let r1 = '0';
+        const adc = op === H.ALU_ADC;
+        if (size === 8) {
+          const t = this.tmp('t');
+          r1 = this.tmp('r');
+          this.emit(
+            adc
+              ? `const ${t} = (${d[0]} >>> 0) + (${s[0]} >>> 0) + ${cin}; const ${r0} = ${t} | 0; ` +
+                  `const ${r1} = (${d[1]} + ${s[1]} + (${t} >= 4294967296 ? 1 : 0)) | 0;`
+              : `const ${t} = (${d[0]} >>> 0) - (${s[0]} >>> 0) - ${cin}; const ${r0} = ${t} | 0; ` +
+                  `const ${r1} = (${d[1]} - ${s[1]} - (${t} < 0 ? 1 : 0)) | 0;`,
+          );
+        } else {
+          this.emit(
+            `const ${r0} = ${maskOp(size, adc ? `${d[0]} + ${s[0]} + ${cin}` : `${d[0]} - ${s[0]} - ${cin}`)};`,
+          );
+        }
+        const opE = adc
+          ? `(${cin} !== 0 ? ${LF_ADC1} : ${LF_ADD})`
+          : `(${cin} !== 0 ? ${LF_SBB1} : ${LF_SUB})`;
+        this.fs = null;
+        this.emit(
+          `f.op = ${opE}; f.size = ${size}; f.d0 = ${d[0]}; f.d1 = ${d[1]}; f.s0 = ${s[0]}; ` +
+            `f.s1 = ${s[1]}; f.r0 = ${r0}; f.r1 = ${r1};`,
+        );
+        return [r0, r1];
+      }
+      case H.ALU_ADD: {
+        let r1 = '0';
+        if (size === 8) {
+          const t = this.tmp('t');
+          r1 = this.tmp('r');
+          this.emit(
+            `const ${t} = (${d[0]} >>> 0) + (${s[0]} >>> 0); const ${r0} = ${t} | 0; ` +
+              `const ${r1} = (${d[1]} + ${s[1]} + (${t} >= 4294967296 ? 1 : 0)) | 0;`,
+          );
+        } else {
+          this.emit(`const ${r0} = ${maskOp(size, `${d[0]} + ${s[0]}`)};`);
+        }
+        this.setFlags(LF_ADD, size, d, s, [r0, r1]);
+        return [r0, r1];
+      }
+      default: {
+        // SUB, CMP
+        let r1 = '0';
+        if (size === 8) {
+          const t = this.tmp('t');
+          r1 = this.tmp('r');
+          this.emit(
+            `const ${t} = (${d[0]} >>> 0) - (${s[0]} >>> 0); const ${r0} = ${t} | 0; ` +
+              `const ${r1} = (${d[1]} - ${s[1]} - (${t} < 0 ? 1 : 0)) | 0;`,
+          );
+        } else {
+          this.emit(`const ${r0} = ${maskOp(size, `${d[0]} - ${s[0]}`)};`);
+        }
+        this.setFlags(LF_SUB, size, d, s, [r0, r1]);
+        return [r0, r1];
+      }
+    }
+  }
+
+  private push(size: number, v: Pair): void {
+    const lo = this.tmp('s');
+    const hi = this.tmp('s');
+    this.emit(
+      `const ${lo} = (r[8] - ${size}) | 0; const ${hi} = (${lo} >>> 0) > (r[8] >>> 0) ? (r[9] - 1) | 0 : r[9];`,
+    );
+    this.writeMem([lo, hi], size, v);
+    this.emit(`r[8] = ${lo}; r[9] = ${hi};`);
+  }
+
+  private pop(size: number): Pair {
+    const lo = this.tmp('s');
+    const hi = this.tmp('s');
+    this.emit(`const ${lo} = r[8], ${hi} = r[9];`);
+    const v = this.readMem([lo, hi], size);
+    const n = this.tmp('s');
+    this.emit(
+      `const ${n} = (${lo} + ${size}) | 0; r[8] = ${n}; if ((${n} >>> 0) < (${lo} >>> 0)) r[9] = (${hi} + 1) | 0;`,
+    );
+    return v;
+  }
+
+  /** Relative target: next RIP + imm (jumpRel). */
+  private relTarget(i: Insn): Pair {
+    const [nlo, nhi] = this.nextRip();
+    const t = this.tmp('j');
+    const lo = this.tmp('j');
+    const hi = this.tmp('j');
+    this.emit(
+      `const ${t} = (${nlo} >>> 0) + ${i.imm >>> 0}; const ${lo} = ${t} | 0; ` +
+        `const ${hi} = (${nhi} + ${lit(i.immHi)} + (${t} >= 4294967296 ? 1 : 0)) | 0;`,
+    );
+    return [lo, hi];
+  }
+
+  /** Emits one TIER_INLINE instruction (`last`: the block's final one). */
+  private insn(i: Insn, last: boolean): void {
+    const size = i.osz;
+    switch (i.op) {
+      case H.H_ALU_EG: {
+        const e = this.readE(i, size);
+        const g = this.readReg(i.reg, size);
+        const res = this.alu(i.sub, size, e.v, g);
+        if (i.sub !== H.ALU_CMP) this.writeE(i, e.a, size, res);
+        return;
+      }
+      case H.H_ALU_GE: {
+        const e = this.readE(i, size);
+        const g = this.readReg(i.reg, size);
+        const res = this.alu(i.sub, size, g, e.v);
+        if (i.sub !== H.ALU_CMP) this.writeReg(i.reg, size, res[0], res[1]);
+        return;
+      }
+      case H.H_ALU_EI: {
+        const e = this.readE(i, size);
+        const res = this.alu(i.sub, size, e.v, [lit(i.imm), lit(i.immHi)]);
+        if (i.sub !== H.ALU_CMP) this.writeE(i, e.a, size, res);
+        return;
+      }
+      case H.H_TEST_EG:
+      case H.H_TEST_EI: {
+        const e = this.readE(i, size);
+        const s: Pair =
+          i.op === H.H_TEST_EG ? this.readReg(i.reg, size) : [lit(i.imm), lit(i.immHi)];
+        const r0 = this.tmp('r');
+        this.emit(`const ${r0} = ${e.v[0]} & ${s[0]};`);
+        let r1 = '0';
+        if (size === 8) {
+          r1 = this.tmp('r');
+          this.emit(`const ${r1} = ${e.v[1]} & ${s[1]};`);
+        }
+        this.fs = { op: LF_LOGIC, size, d0: '0', d1: '0', s0: '0', s1: '0', r0, r1, dirty: true };
+        return;
+      }
+      case H.H_MOV_EG:
+        this.storeE(i, size, this.readReg(i.reg, size));
+        return;
+      case H.H_MOV_GE: {
+        const e = this.readE(i, size);
+        this.writeReg(i.reg, size, e.v[0], e.v[1]);
+        return;
+      }
+      case H.H_MOV_EI:
+        this.storeE(i, size, [lit(i.imm), lit(i.immHi)]);
+        return;
+      case H.H_LEA: {
+        const a = this.ea(i, true);
+        this.writeReg(i.reg, size, size === 2 ? `(${a[0]} & 0xffff)` : a[0], a[1]);
+        return;
+      }
+      case H.H_INCDEC: {
+        const e = this.readE(i, size);
+        const d = e.v;
+        const r0 = this.tmp('r');
+        let r1 = '0';
+        const step = i.sub === 0 ? 1 : -1;
+        if (size === 8) {
+          const t = this.tmp('t');
+          r1 = this.tmp('r');
+          this.emit(
+            `const ${t} = (${d[0]} >>> 0) + ${lit(step)}; const ${r0} = ${t} | 0; ` +
+              `const ${r1} = (${d[1]} + (${t} >= 4294967296 ? 1 : ${t} < 0 ? -1 : 0)) | 0;`,
+          );
+        } else {
+          this.emit(`const ${r0} = ${maskOp(size, `${d[0]} + ${lit(step)}`)};`);
+        }
+        this.emit(`f.bits = (f.bits & ~1) | ${this.cfExpr()};`);
+        this.setFlags(i.sub === 1 ? LF_DEC : LF_INC, size, d, ['1', '0'], [r0, r1]);
+        this.writeE(i, e.a, size, [r0, r1]);
+        return;
+      }
+      case H.H_PUSH_R:
+        this.push(size, this.readReg(i.rm, size));
+        return;
+      case H.H_POP_R: {
+        const v = this.pop(size);
+        this.writeReg(i.rm, size, v[0], v[1]);
+        return;
+      }
+      case H.H_SETCC: {
+        const v = this.tmp('v');
+        this.emit(`const ${v} = ${this.condExpr(i.sub)} ? 1 : 0;`);
+        this.storeE(i, 1, [v, '0']);
+        return;
+      }
+      case H.H_CMOVCC: {
+        const e = this.readE(i, size);
+        const cond = this.condExpr(i.sub);
+        const n = i.reg;
+        const body =
+          size === 8
+            ? `r[${2 * n}] = ${e.v[0]}; r[${2 * n + 1}] = ${e.v[1]};`
+            : size === 4
+              ? `r[${2 * n}] = ${e.v[0]}; r[${2 * n + 1}] = 0;`
+              : `r[${2 * n}] = (r[${2 * n}] & ~0xffff) | (${e.v[0]} & 0xffff);`;
+        this.emit(`if (${cond}) { ${body} }${size === 4 ? ` else { r[${2 * n + 1}] = 0; }` : ''}`);
+        return;
+      }
+      case H.H_MOVZX: {
+        const e = this.readE(i, i.sub);
+        this.writeReg(i.reg, size, e.v[0], '0');
+        return;
+      }
+      case H.H_MOVSX: {
+        const e = this.readE(i, i.sub);
+        const v = this.tmp('v');
+        const sx =
+          i.sub === 1
+            ? `((${e.v[0]} << 24) >> 24)`
+            : i.sub === 2
+              ? `((${e.v[0]} << 16) >> 16)`
+              : e.v[0];
+        this.emit(`const ${v} = ${sx};`);
+        this.writeReg(i.reg, size, size === 2 ? `(${v} & 0xffff)` : v, `(${v} >> 31)`);
+        return;
+      }
+      case H.H_NOP:
+        return;
+      case H.H_JCC:
+      case H.H_JMP_J: {
+        const [tlo, thi] = this.relTarget(i);
+        const count = this.k + 1;
+        const cond = i.op === H.H_JCC ? this.condExpr(i.sub) : 'true';
+        if (this.plan.loops && last) {
+          // Back to the entry: run another pass while a whole one fits in the budget.
+          const [nlo, nhi] = this.nextRip();
+          this.emit(`if (${cond}) {`);
+          this.emit(
+            `if (done + ${2 * count} <= left) { ${this.commitCode()} c.instructions += ${count}; done += ${count}; continue; }`,
+          );
+          this.emit(this.exitCode(tlo, thi, count));
+          this.emit('}');
+          this.emit(this.exitCode(nlo, nhi, count));
+          return;
+        }
+        const [nlo, nhi] = this.nextRip();
+        this.emit(`if (${cond}) { ${this.exitCode(tlo, thi, count)} }`);
+        this.emit(this.exitCode(nlo, nhi, count));
+        return;
+      }
+      case H.H_CALL_J: {
+        const rip = this.nextRip();
+        const target = this.relTarget(i);
+        this.push(8, rip);
+        this.emit(this.exitCode(target[0], target[1], this.k + 1));
+        return;
+      }
+      case H.H_RET: {
+        const v = this.pop(size);
+        const hi = size === 8 ? v[1] : '0';
+        if (i.imm !== 0) {
+          const t = this.tmp('t');
+          this.emit(
+            `const ${t} = (r[8] >>> 0) + ${i.imm}; r[8] = ${t} | 0; r[9] = (r[9] + (${t} >= 4294967296 ? 1 : 0)) | 0;`,
+          );
+        }
+        this.emit(this.exitCode(v[0], hi, this.k + 1));
+        return;
+      }
+      default:
+        throw new Error(`jit: handler ${i.op} is not generated inline`);
+    }
+  }
+
+  /** One instruction through the interpreter's own `execute` (TIER_CALL). */
+  private call(k: number, i: Insn): void {
+    this.faultPoint();
+    const [lo, hi] = this.nextRip();
+    this.emit(`r[32] = ${lo}; r[33] = ${hi}; X(c, I[${k}]);`);
+    this.fs = null;
+    if (i.op === H.H_JMP_E || i.op === H.H_CALL_E) {
+      this.emit(`c.instructions += ${k + 1}; return done + ${k + 1};`);
+      return;
+    }
+    this.smcCheck();
+  }
+
+  generate(): string {
+    const plan = this.plan;
+    this.emit('const r = c.r, f = c.flags, L = c.startLo, H = c.startHi;');
+    this.emit('let done = 0;');
+    this.emit('for (;;) {');
+    const n = plan.insns.length;
+    for (let k = 0; k < n; k++) {
+      const p = plan.insns[k]!;
+      this.k = k;
+      this.pi = p;
+      this.startSet = false;
+      if (p.tier === TIER_CALL) {
+        this.call(k, p.insn);
+        continue;
+      }
+      this.insn(p.insn, k === n - 1);
+      if (writesMemory(p.insn)) this.smcCheck();
+    }
+    if (!plan.endsInBranch) {
+      this.pi = plan.insns[n - 1]!;
+      const [lo, hi] = this.nextRip();
+      this.emit(this.exitCode(lo, hi, n));
+    }
+    this.emit('}');
+    return this.out.join('\n');
+  }
+}
+
+/** An inline instruction that may store to memory (branches leave the block anyway). */
+function writesMemory(i: Insn): boolean {
+  switch (i.op) {
+    case H.H_ALU_EG:
+    case H.H_ALU_EI:
+      return i.rm < 0 && i.sub !== H.ALU_CMP;
+    case H.H_MOV_EG:
+    case H.H_MOV_EI:
+    case H.H_INCDEC:
+    case H.H_SETCC:
+      return i.rm < 0;
+    case H.H_PUSH_R:
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** The generated source for `plan` (for tests and debugging). */
+export function blockSource(plan: BlockPlan): string {
+  return new Emitter(plan).generate();
+}
+
+/** Compiles `plan` against the CodeCache flags `hasCode`. */
+export function compileBlock(plan: BlockPlan, hasCode: Uint8Array): BlockFn {
+  const src = blockSource(plan);
+  const records = plan.insns.map((p) => p.insn);
+  // The generated code is built only from the decoded records (small integers), never from
+  // guest-controlled strings, so `new Function` evaluates nothing the guest chose.
+  const make = new Function(
+    'X',
+    'I',
+    'hc',
+    'P',
+    `"use strict"; return function block(c, left) {\n${src}\n};`,
+  ) as (x: typeof execute, i: Insn[], hc: Uint8Array, p: Uint8Array) => BlockFn;
+  return make(execute, records, hasCode, PARITY);
+}
