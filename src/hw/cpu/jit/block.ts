@@ -67,6 +67,8 @@ for (const h of [
   H.H_MOVZX,
   H.H_MOVSX,
   H.H_NOP,
+  H.H_IMUL_GE,
+  H.H_IMUL_GEI,
   H.H_JCC,
   H.H_JMP_J,
   H.H_CALL_J,
@@ -77,8 +79,6 @@ for (const h of [
 for (const h of [
   H.H_NOTNEG,
   H.H_MULDIV,
-  H.H_IMUL_GE,
-  H.H_IMUL_GEI,
   H.H_SHIFT_I,
   H.H_SHIFT_CL,
   H.H_SHXD_I,
@@ -125,6 +125,15 @@ export function tierOf(h: number): number {
   return h < TIER.length ? TIER[h]! : 0;
 }
 
+/** How the JIT treats this instruction (tierOf, refined by operand size and sub-operation). */
+export function tierFor(i: Insn): number {
+  const t = tierOf(i.op);
+  // Shifts by an immediate are generated for SHL/SHR/SAR/ROL/ROR of 32 and 64 bits; RCL/RCR and
+  // narrow operands go through execute.
+  if (i.op === H.H_SHIFT_I && i.osz >= 4 && i.sub !== 2 && i.sub !== 3) return TIER_INLINE;
+  return t;
+}
+
 /** The instruction transfers control: it ends a block (after it). */
 export function isBranch(h: number): boolean {
   switch (h) {
@@ -169,7 +178,7 @@ export function planBlock(
         insn = d;
       }
     }
-    const tier = tierOf(insn.op);
+    const tier = tierFor(insn);
     if (tier === 0) break;
     insns.push({ insn, off: p - pa, next: p - pa + insn.len, tier });
     p += insn.len;

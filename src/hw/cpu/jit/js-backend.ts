@@ -15,6 +15,7 @@
 // - after every instruction that may store, it leaves (RIP at the next instruction) if its own
 //   code page was invalidated, so self-modifying code sees its new bytes.
 
+import { mul64, w } from '../arith.js';
 import { execute } from '../execute.js';
 import { LF_ADC1, LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SBB1, LF_SUB, PF } from '../flags.js';
 import { type Insn, RIP_BASE } from '../insn.js';
@@ -503,6 +504,127 @@ class Emitter {
     return [lo, hi];
   }
 
+  /**
+   * Sets all six arithmetic flags to `values` except those in `keepAf` (AF kept when true): the
+   * lazy state is folded like LazyFlags.assign, using the known state where there is one.
+   */
+  private assignArith(values: string, keepAf: boolean): void {
+    const s = this.fs;
+    let af = '0';
+    if (keepAf) {
+      // fs never holds ADC1/SBB1 (those commit at once), so the formula below covers the rest.
+      if (s === null) af = '(f.get() & 0x10)';
+      else if (s.op !== LF_LOGIC) af = `((${s.d0} ^ ${s.s0} ^ ${s.r0}) & 0x10)`;
+    }
+    const t = this.tmp('f');
+    this.emit(`const ${t} = ${af}; f.bits = (f.bits & ~0x8d5) | ${t} | ${values}; f.op = 0;`);
+    // The pending state is fully replaced: it never needs to reach the fields.
+    this.fs = null;
+  }
+
+  /** SF, ZF, PF of a result (LazyFlags.szp) as a number expression. */
+  private static szp(size: number, r0: string, r1: string): string {
+    const z = size === 8 ? `((${r0} | ${r1}) === 0 ? 0x40 : 0)` : `(${r0} === 0 ? 0x40 : 0)`;
+    const sg =
+      size === 8
+        ? `(${r1} < 0 ? 0x80 : 0)`
+        : size === 4
+          ? `(${r0} < 0 ? 0x80 : 0)`
+          : `((${r0} << ${size === 2 ? 16 : 24}) < 0 ? 0x80 : 0)`;
+    return `(P[${r0} & 0xff] | ${z} | ${sg})`;
+  }
+
+  /** IMUL with a truncated result (imulTrunc in execute.ts), sizes 2, 4, 8. */
+  private imulTrunc(i: Insn, a: Pair, b: Pair): void {
+    const size = i.osz;
+    const r0 = this.tmp('r');
+    const ov = this.tmp('o');
+    let r1 = '0';
+    if (size === 2) {
+      const p = this.tmp('p');
+      this.emit(
+        `const ${p} = ((${a[0]} << 16) >> 16) * ((${b[0]} << 16) >> 16); const ${r0} = ${p} & 0xffff; ` +
+          `const ${ov} = ${p} !== ((${r0} << 16) >> 16);`,
+      );
+    } else if (size === 4) {
+      this.emit(
+        `const ${r0} = Math.imul(${a[0]}, ${b[0]}); const ${ov} = ${a[0]} * ${b[0]} !== ${r0};`,
+      );
+    } else {
+      r1 = this.tmp('r');
+      this.emit(
+        `M(${a[0]}, ${a[1]}, ${b[0]}, ${b[1]}, true); const ${r0} = W[0], ${r1} = W[1]; ` +
+          `const ${ov} = W[2] !== ${r1} >> 31 || W[3] !== ${r1} >> 31;`,
+      );
+    }
+    this.assignArith(`(${ov} ? 0x801 : 0) | ${Emitter.szp(size, r0, r1)}`, false);
+    this.writeReg(i.reg, size, r0, r1);
+  }
+
+  /** Shift or rotate by an immediate, sizes 4 and 8 (shift() in execute.ts). */
+  private shiftImm(i: Insn): void {
+    const size = i.osz;
+    const n = i.imm & (size === 8 ? 63 : 31);
+    const e = this.readE(i, size);
+    const [v0, v1] = e.v;
+    if (n === 0) {
+      if (size === 4 && i.rm >= 0) this.writeReg(i.rm, 4, v0, '0');
+      return;
+    }
+    const r0 = this.tmp('r');
+    const r1 = size === 8 ? this.tmp('r') : '0';
+    const cf = this.tmp('c');
+    const of = this.tmp('o');
+    const bit = (k: number): string =>
+      k < 32 ? `((${v0} >>> ${k}) & 1)` : `((${v1} >>> ${k - 32}) & 1)`;
+    const res = (p: Pair): void => {
+      this.emit(`const ${r0} = ${p[0]};${size === 8 ? ` const ${r1} = ${p[1]};` : ''}`);
+    };
+    const kind = i.sub;
+    if (kind === 0 || kind === 1) {
+      // ROL, ROR: CF and OF only; the other flags are kept (materialised first).
+      if (size === 4) {
+        res([
+          kind === 0
+            ? `((${v0} << ${n}) | (${v0} >>> ${32 - n}))`
+            : `((${v0} >>> ${n}) | (${v0} << ${32 - n}))`,
+          '0',
+        ]);
+      } else {
+        const a = kind === 0 ? shl64src(v0, v1, n) : shr64src(v0, v1, n);
+        const b = kind === 0 ? shr64src(v0, v1, 64 - n) : shl64src(v0, v1, 64 - n);
+        res([`(${a[0]} | ${b[0]})`, `(${a[1]} | ${b[1]})`]);
+      }
+      const msb = size === 8 ? `(${r1} >>> 31)` : `(${r0} >>> 31)`;
+      if (kind === 0) this.emit(`const ${cf} = ${r0} & 1; const ${of} = ${msb} ^ ${cf};`);
+      else
+        this.emit(
+          `const ${cf} = ${msb}; const ${of} = ${cf} ^ ((${size === 8 ? r1 : r0} >>> 30) & 1);`,
+        );
+      this.sync();
+      this.emit(`f.bits = (f.get() & ~0x801) | ${cf} | (${of} !== 0 ? 0x800 : 0);`);
+      this.fs = null;
+      this.writeE(i, e.a, size, [r0, r1]);
+      return;
+    }
+    if (kind === 5) {
+      res(size === 8 ? shr64src(v0, v1, n) : [`((${v0} >>> ${n}) | 0)`, '0']);
+      this.emit(`const ${cf} = ${bit(n - 1)}; const ${of} = ${size === 8 ? v1 : v0} >>> 31;`);
+    } else if (kind === 7) {
+      res(size === 8 ? sar64src(v0, v1, n) : [`(${v0} >> ${n})`, '0']);
+      const c = size === 8 && n - 1 >= 32 ? `((${v1} >> ${Math.min(n - 33, 31)}) & 1)` : bit(n - 1);
+      this.emit(`const ${cf} = ${c}; const ${of} = 0;`);
+    } else {
+      // SHL, SAL
+      res(size === 8 ? shl64src(v0, v1, n) : [`(${v0} << ${n})`, '0']);
+      this.emit(
+        `const ${cf} = ${bit(size * 8 - n)}; const ${of} = (${size === 8 ? r1 : r0} >>> 31) ^ ${cf};`,
+      );
+    }
+    this.assignArith(`${cf} | (${of} !== 0 ? 0x800 : 0) | ${Emitter.szp(size, r0, r1)}`, true);
+    this.writeE(i, e.a, size, [r0, r1]);
+  }
+
   /** Emits one TIER_INLINE instruction (`last`: the block's final one). */
   private insn(i: Insn, last: boolean): void {
     const size = i.osz;
@@ -626,6 +748,19 @@ class Emitter {
       }
       case H.H_NOP:
         return;
+      case H.H_IMUL_GE: {
+        const e = this.readE(i, size);
+        this.imulTrunc(i, this.readReg(i.reg, size), e.v);
+        return;
+      }
+      case H.H_IMUL_GEI: {
+        const e = this.readE(i, size);
+        this.imulTrunc(i, e.v, [lit(i.imm), lit(i.immHi)]);
+        return;
+      }
+      case H.H_SHIFT_I:
+        this.shiftImm(i);
+        return;
       case H.H_JCC:
       case H.H_JMP_J: {
         const [tlo, thi] = this.relTarget(i);
@@ -713,6 +848,26 @@ class Emitter {
   }
 }
 
+/** hi:lo << n for a constant n in 0..63, as source. */
+function shl64src(lo: string, hi: string, n: number): Pair {
+  if (n === 0) return [lo, hi];
+  if (n < 32) return [`(${lo} << ${n})`, `((${hi} << ${n}) | (${lo} >>> ${32 - n}))`];
+  return ['0', `(${lo} << ${n - 32})`];
+}
+
+/** hi:lo >>> n (logical) for a constant n in 0..63, as source. */
+function shr64src(lo: string, hi: string, n: number): Pair {
+  if (n === 0) return [lo, hi];
+  if (n < 32) return [`((${lo} >>> ${n}) | (${hi} << ${32 - n}))`, `((${hi} >>> ${n}) | 0)`];
+  return [`((${hi} >>> ${n - 32}) | 0)`, '0'];
+}
+
+/** hi:lo >> n (arithmetic) for a constant n in 1..63, as source. */
+function sar64src(lo: string, hi: string, n: number): Pair {
+  if (n < 32) return [`((${lo} >>> ${n}) | (${hi} << ${32 - n}))`, `(${hi} >> ${n})`];
+  return [`(${hi} >> ${n - 32})`, `(${hi} >> 31)`];
+}
+
 /** An inline instruction that may store to memory (branches leave the block anyway). */
 function writesMemory(i: Insn): boolean {
   switch (i.op) {
@@ -723,6 +878,7 @@ function writesMemory(i: Insn): boolean {
     case H.H_MOV_EI:
     case H.H_INCDEC:
     case H.H_SETCC:
+    case H.H_SHIFT_I:
       return i.rm < 0;
     case H.H_PUSH_R:
       return true;
@@ -747,7 +903,16 @@ export function compileBlock(plan: BlockPlan, hasCode: Uint8Array): BlockFn {
     'I',
     'hc',
     'P',
+    'M',
+    'W',
     `"use strict"; return function block(c, left) {\n${src}\n};`,
-  ) as (x: typeof execute, i: Insn[], hc: Uint8Array, p: Uint8Array) => BlockFn;
-  return make(execute, records, hasCode, PARITY);
+  ) as (
+    x: typeof execute,
+    i: Insn[],
+    hc: Uint8Array,
+    p: Uint8Array,
+    m: typeof mul64,
+    w: Int32Array,
+  ) => BlockFn;
+  return make(execute, records, hasCode, PARITY, mul64, w);
 }
