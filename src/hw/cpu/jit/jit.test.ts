@@ -1,8 +1,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { w } from '../arith.js';
 import { Cpu, RAX, RBX, RCX, RSP, VEC_PF } from '../cpu.js';
 import { Interpreter, STOP_BUDGET, STOP_EXCEPTION, STOP_HLT } from '../interpreter.js';
 import { FlatTranslator } from '../translator.js';
+import { imul64 } from './js-backend.js';
 
 const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
 const BASE = 0x40_0000;
@@ -345,5 +347,40 @@ describe('JIT against the interpreter', () => {
     const { interp } = machine(hex('b90a000000 31c0 4801c8 ffc9 75f9 f4'), false);
     expect(interp.jit).toBeNull();
     expect(interp.run(1000)).toBe(STOP_HLT);
+  });
+});
+
+describe('imul64 (the JIT fast path for 64-bit IMUL)', () => {
+  it('gives the low 64 bits and the overflow of the exact signed product', () => {
+    const edge = fc.constantFrom(
+      0n,
+      1n,
+      -1n,
+      1n << 31n,
+      -(1n << 31n),
+      3037000499n,
+      -3037000500n,
+      (1n << 62n) - 1n,
+      1n << 62n,
+      -(1n << 63n),
+      (1n << 63n) - 1n,
+      0x100000001b3n,
+    );
+    const v = fc.oneof(
+      edge,
+      fc.bigInt({ min: -(1n << 63n), max: (1n << 63n) - 1n }),
+      fc.bigInt({ min: -(1n << 33n), max: 1n << 33n }),
+    );
+    fc.assert(
+      fc.property(v, v, (a, b) => {
+        const half = (x: bigint, k: number) => Number(BigInt.asIntN(32, x >> BigInt(32 * k)));
+        const ov = imul64(half(a, 0), half(a, 1), half(b, 0), half(b, 1));
+        const p = a * b;
+        expect(ov).toBe(p !== BigInt.asIntN(64, p));
+        expect(w[0]).toBe(half(p, 0));
+        expect(w[1]).toBe(half(p, 1));
+      }),
+      { numRuns: 3000 },
+    );
   });
 });

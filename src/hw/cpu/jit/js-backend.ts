@@ -15,7 +15,7 @@
 // - after every instruction that may store, it leaves (RIP at the next instruction) if its own
 //   code page was invalidated, so self-modifying code sees its new bytes.
 
-import { mul64, w } from '../arith.js';
+import { mul64, umul32, w } from '../arith.js';
 import { execute } from '../execute.js';
 import { LF_ADC1, LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SBB1, LF_SUB, PF } from '../flags.js';
 import { type Insn, RIP_BASE } from '../insn.js';
@@ -32,6 +32,23 @@ for (let i = 0; i < 256; i++) {
   n ^= n >> 2;
   n ^= n >> 1;
   PARITY[i] = (n & 1) === 0 ? PF : 0;
+}
+
+/**
+ * Truncated signed 64 x 64 multiply for IMUL's two- and three-operand forms: the low 64 bits in
+ * w[0], w[1]; returns whether the signed product did not fit. When the product estimated in
+ * doubles is far inside the range (|p| < 4e18 < 2^63, with the estimate's relative error about
+ * 2^-51) it cannot have overflowed and one 32 x 32 product plus two cross terms suffice.
+ */
+export function imul64(a0: number, a1: number, b0: number, b1: number): boolean {
+  const p = (a1 * 4294967296 + (a0 >>> 0)) * (b1 * 4294967296 + (b0 >>> 0));
+  if (p > -4e18 && p < 4e18) {
+    umul32(a0, b0);
+    w[1] = (w[1]! + Math.imul(a0, b1) + Math.imul(a1, b0)) | 0;
+    return false;
+  }
+  mul64(a0, a1, b0, b1, true);
+  return w[2] !== w[1]! >> 31 || w[3] !== w[1]! >> 31;
 }
 
 /** Operand-size masks as source text (sizes 4 and 8 keep int32 halves). */
@@ -68,6 +85,8 @@ class Emitter {
   private startSet = false;
   private k = 0;
   private pi!: { off: number; next: number };
+  /** What each half of `r` holds at this point of the pass, when a local already has it. */
+  private readonly known: (string | null)[] = new Array<string | null>(34).fill(null);
 
   constructor(private readonly plan: BlockPlan) {}
 
@@ -131,43 +150,67 @@ class Emitter {
 
   // ---- registers and memory ----------------------------------------------------------------
 
+  /** A register half (index into `r`): the local holding it, loading it once per pass. */
+  private half(idx: number): string {
+    const k = this.known[idx];
+    if (k !== null && k !== undefined) return k;
+    const v = this.tmp('h');
+    this.emit(`const ${v} = r[${idx}];`);
+    this.known[idx] = v;
+    return v;
+  }
+
+  /** Writes a register half (write-through: `r` is always current for faults and exits). */
+  private setHalf(idx: number, expr: string): void {
+    if (/^([A-Za-z_]\w*|\(?-?\d+\)?)$/.test(expr)) {
+      this.emit(`r[${idx}] = ${expr};`);
+      this.known[idx] = expr;
+    } else {
+      const v = this.tmp('h');
+      this.emit(`const ${v} = ${expr}; r[${idx}] = ${v};`);
+      this.known[idx] = v;
+    }
+  }
+
+  /** Forgets cached register halves (after code that wrote `r` behind the compiler's back). */
+  private forget(...idx: number[]): void {
+    if (idx.length === 0) this.known.fill(null);
+    for (const k of idx) this.known[k] = null;
+  }
+
   private readReg(n: number, size: number): Pair {
-    const lo = this.tmp();
     switch (size) {
-      case 8: {
-        const hi = this.tmp();
-        this.emit(`const ${lo} = r[${2 * n}], ${hi} = r[${2 * n + 1}];`);
-        return [lo, hi];
-      }
+      case 8:
+        return [this.half(2 * n), this.half(2 * n + 1)];
       case 4:
-        this.emit(`const ${lo} = r[${2 * n}];`);
-        return [lo, '0'];
+        return [this.half(2 * n), '0'];
       case 2:
-        this.emit(`const ${lo} = r[${2 * n}] & 0xffff;`);
-        return [lo, '0'];
+        return [`(${this.half(2 * n)} & 0xffff)`, '0'];
       default:
-        if (n < 16) this.emit(`const ${lo} = r[${2 * n}] & 0xff;`);
-        else this.emit(`const ${lo} = (r[${2 * (n - 16)}] >> 8) & 0xff;`);
-        return [lo, '0'];
+        return n < 16
+          ? [`(${this.half(2 * n)} & 0xff)`, '0']
+          : [`((${this.half(2 * (n - 16))} >> 8) & 0xff)`, '0'];
     }
   }
 
   private writeReg(n: number, size: number, lo: string, hi: string): void {
     switch (size) {
       case 8:
-        this.emit(`r[${2 * n}] = ${lo}; r[${2 * n + 1}] = ${hi};`);
+        this.setHalf(2 * n, lo);
+        this.setHalf(2 * n + 1, hi);
         return;
       case 4:
-        this.emit(`r[${2 * n}] = ${lo}; r[${2 * n + 1}] = 0;`);
+        this.setHalf(2 * n, lo);
+        this.setHalf(2 * n + 1, '0');
         return;
       case 2:
-        this.emit(`r[${2 * n}] = (r[${2 * n}] & ~0xffff) | (${lo} & 0xffff);`);
+        this.setHalf(2 * n, `(${this.half(2 * n)} & ~0xffff) | (${lo} & 0xffff)`);
         return;
       default:
-        if (n < 16) this.emit(`r[${2 * n}] = (r[${2 * n}] & ~0xff) | (${lo} & 0xff);`);
+        if (n < 16) this.setHalf(2 * n, `(${this.half(2 * n)} & ~0xff) | (${lo} & 0xff)`);
         else {
           const m = 2 * (n - 16);
-          this.emit(`r[${m}] = (r[${m}] & ~0xff00) | ((${lo} & 0xff) << 8);`);
+          this.setHalf(m, `(${this.half(m)} & ~0xff00) | ((${lo} & 0xff) << 8)`);
         }
     }
   }
@@ -187,22 +230,14 @@ class Emitter {
   private ea(i: Insn, noSeg = false): Pair {
     let a: Pair | null = null;
     if (i.base >= 0) {
-      a =
-        i.base === RIP_BASE
-          ? this.nextRip()
-          : (() => {
-              const lo = this.tmp('b');
-              const hi = this.tmp('b');
-              this.emit(`const ${lo} = r[${2 * i.base}], ${hi} = r[${2 * i.base + 1}];`);
-              return [lo, hi] as Pair;
-            })();
+      a = i.base === RIP_BASE ? this.nextRip() : [this.half(2 * i.base), this.half(2 * i.base + 1)];
     }
     if (i.index >= 0) {
       const x0 = this.tmp('x');
       const x1 = this.tmp('x');
       const s = i.scale;
-      const r0 = `r[${2 * i.index}]`;
-      const r1 = `r[${2 * i.index + 1}]`;
+      const r0 = this.half(2 * i.index);
+      const r1 = this.half(2 * i.index + 1);
       if (s === 0) this.emit(`const ${x0} = ${r0}, ${x1} = ${r1};`);
       else
         this.emit(`const ${x1} = (${r1} << ${s}) | (${r0} >>> ${32 - s}), ${x0} = ${r0} << ${s};`);
@@ -472,22 +507,24 @@ class Emitter {
   private push(size: number, v: Pair): void {
     const lo = this.tmp('s');
     const hi = this.tmp('s');
+    const s0 = this.half(8);
+    const s1 = this.half(9);
     this.emit(
-      `const ${lo} = (r[8] - ${size}) | 0; const ${hi} = (${lo} >>> 0) > (r[8] >>> 0) ? (r[9] - 1) | 0 : r[9];`,
+      `const ${lo} = (${s0} - ${size}) | 0; const ${hi} = (${lo} >>> 0) > (${s0} >>> 0) ? (${s1} - 1) | 0 : ${s1};`,
     );
     this.writeMem([lo, hi], size, v);
-    this.emit(`r[8] = ${lo}; r[9] = ${hi};`);
+    this.setHalf(8, lo);
+    this.setHalf(9, hi);
   }
 
   private pop(size: number): Pair {
-    const lo = this.tmp('s');
-    const hi = this.tmp('s');
-    this.emit(`const ${lo} = r[8], ${hi} = r[9];`);
+    const lo = this.half(8);
+    const hi = this.half(9);
     const v = this.readMem([lo, hi], size);
     const n = this.tmp('s');
-    this.emit(
-      `const ${n} = (${lo} + ${size}) | 0; r[8] = ${n}; if ((${n} >>> 0) < (${lo} >>> 0)) r[9] = (${hi} + 1) | 0;`,
-    );
+    this.emit(`const ${n} = (${lo} + ${size}) | 0;`);
+    this.setHalf(8, n);
+    this.setHalf(9, `(${n} >>> 0) < (${lo} >>> 0) ? (${hi} + 1) | 0 : ${hi}`);
     return v;
   }
 
@@ -553,8 +590,7 @@ class Emitter {
     } else {
       r1 = this.tmp('r');
       this.emit(
-        `M(${a[0]}, ${a[1]}, ${b[0]}, ${b[1]}, true); const ${r0} = W[0], ${r1} = W[1]; ` +
-          `const ${ov} = W[2] !== ${r1} >> 31 || W[3] !== ${r1} >> 31;`,
+        `const ${ov} = M(${a[0]}, ${a[1]}, ${b[0]}, ${b[1]}); const ${r0} = W[0], ${r1} = W[1];`,
       );
     }
     this.assignArith(`(${ov} ? 0x801 : 0) | ${Emitter.szp(size, r0, r1)}`, false);
@@ -726,6 +762,7 @@ class Emitter {
               ? `r[${2 * n}] = ${e.v[0]}; r[${2 * n + 1}] = 0;`
               : `r[${2 * n}] = (r[${2 * n}] & ~0xffff) | (${e.v[0]} & 0xffff);`;
         this.emit(`if (${cond}) { ${body} }${size === 4 ? ` else { r[${2 * n + 1}] = 0; }` : ''}`);
+        this.forget(2 * n, 2 * n + 1);
         return;
       }
       case H.H_MOVZX: {
@@ -813,6 +850,7 @@ class Emitter {
     const [lo, hi] = this.nextRip();
     this.emit(`r[32] = ${lo}; r[33] = ${hi}; X(c, I[${k}]);`);
     this.fs = null;
+    this.forget();
     if (i.op === H.H_JMP_E || i.op === H.H_CALL_E) {
       this.emit(`c.instructions += ${k + 1}; return done + ${k + 1};`);
       return;
@@ -911,8 +949,8 @@ export function compileBlock(plan: BlockPlan, hasCode: Uint8Array): BlockFn {
     i: Insn[],
     hc: Uint8Array,
     p: Uint8Array,
-    m: typeof mul64,
+    m: typeof imul64,
     w: Int32Array,
   ) => BlockFn;
-  return make(execute, records, hasCode, PARITY, mul64, w);
+  return make(execute, records, hasCode, PARITY, imul64, w);
 }
