@@ -67,6 +67,7 @@ for (const h of [
   H.H_MOVZX,
   H.H_MOVSX,
   H.H_NOP,
+  H.H_NOTNEG,
   H.H_IMUL_GE,
   H.H_IMUL_GEI,
   H.H_JCC,
@@ -77,7 +78,6 @@ for (const h of [
   TIER[h] = TIER_INLINE;
 }
 for (const h of [
-  H.H_NOTNEG,
   H.H_MULDIV,
   H.H_SHIFT_I,
   H.H_SHIFT_CL,

@@ -798,6 +798,19 @@ class Emitter {
       case H.H_SHIFT_I:
         this.shiftImm(i);
         return;
+      case H.H_NOTNEG: {
+        const e = this.readE(i, size);
+        if (i.sub === 2) {
+          const m = size === 1 ? 0xff : size === 2 ? 0xffff : -1;
+          this.writeE(i, e.a, size, [
+            `(~${e.v[0]} & ${lit(m)})`,
+            size === 8 ? `(~${e.v[1]})` : '0',
+          ]);
+        } else {
+          this.writeE(i, e.a, size, this.alu(H.ALU_SUB, size, ['0', '0'], e.v));
+        }
+        return;
+      }
       case H.H_JCC:
       case H.H_JMP_J: {
         const [tlo, thi] = this.relTarget(i);
@@ -917,6 +930,7 @@ function writesMemory(i: Insn): boolean {
     case H.H_INCDEC:
     case H.H_SETCC:
     case H.H_SHIFT_I:
+    case H.H_NOTNEG:
       return i.rm < 0;
     case H.H_PUSH_R:
       return true;
