@@ -17,6 +17,21 @@ describe.skipIf(why !== null)('differential test against the host CPU', () => {
     expect(r.mismatches).toBe(0);
   }, 120_000);
 
+  it('agrees with the host CPU with every case compiled by the JIT (20,000 cases)', () => {
+    const r = runDifftest(
+      buildHarness(),
+      20_000,
+      Number(process.env.DIFFTEST_SEED ?? 2),
+      undefined,
+      20,
+      true,
+    );
+    if (r.mismatches > 0) console.log(r.reports.join('\n'));
+    expect(r.forms).toBe(FORMS.length);
+    expect(r.mismatches).toBe(0);
+    expect(r.compiled).toBeGreaterThan(19_000); // all but the few forms the JIT leaves alone
+  }, 120_000);
+
   it('notices a wrong result (the comparison can fail)', () => {
     const cases = generate(50, 99, 'adc Ev,Gv 64 reg');
     const native = runNative(buildHarness(), cases);

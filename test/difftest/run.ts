@@ -228,6 +228,8 @@ export interface DiffSummary {
   mismatches: number;
   /** The first mismatching cases, described. */
   reports: string[];
+  /** Blocks the JIT compiled (0 unless run with the JIT). */
+  compiled: number;
 }
 
 /** Generates `count` cases round-robin over the catalogue (optionally filtered by name). */
@@ -262,5 +264,6 @@ export function runDifftest(
       if (reports.length < maxReports) reports.push(`${c.form}: ${caseLine(c)}\n    ${d}`);
     }
   }
-  return { forms: forms.size, cases: cases.length, mismatches, reports };
+  const compiled = sim.interp.jit?.compiled ?? 0;
+  return { forms: forms.size, cases: cases.length, mismatches, reports, compiled };
 }
