@@ -81,6 +81,8 @@ class Emitter {
   private t = 0;
   /** null: the CPU's flag fields are the truth. */
   private fs: FlagState | null = null;
+  /** With fs null: the fields are known to hold op = LF_NONE, so `f.bits` has every flag. */
+  private none = false;
   /** c.startLo already points at the current instruction. */
   private startSet = false;
   private k = 0;
@@ -310,6 +312,7 @@ class Emitter {
   // ---- flags -------------------------------------------------------------------------------
 
   private setFlags(op: number, size: number, d: Pair, s: Pair, res: Pair): void {
+    this.none = false;
     this.fs = {
       op,
       size,
@@ -331,7 +334,7 @@ class Emitter {
   /** CF as a 0/1 number expression. */
   private cfExpr(): string {
     const s = this.fs;
-    if (s === null) return 'f.cf()';
+    if (s === null) return this.none ? '(f.bits & 1)' : 'f.cf()';
     switch (s.op) {
       case LF_ADD:
         return `(${Emitter.ult(s.size, s.r0, s.r1, s.d0, s.d1)} ? 1 : 0)`;
@@ -378,6 +381,21 @@ class Emitter {
   /** Condition code `cc` as a boolean expression (LazyFlags.cond on the known state). */
   private condExpr(cc: number): string {
     const s = this.fs;
+    if (s === null && this.none) {
+      const b = (m: number): string => `((f.bits & ${m}) !== 0)`;
+      const so = `(((f.bits >> 7) ^ (f.bits >> 11)) & 1) !== 0`;
+      const t = [
+        b(0x800),
+        b(1),
+        b(0x40),
+        b(0x41),
+        b(0x80),
+        b(4),
+        `(${so})`,
+        `(${b(0x40)} || ${so})`,
+      ][cc >> 1]!;
+      return (cc & 1) === 0 ? t : `!${t}`;
+    }
     if (s === null) return `f.cond(${cc})`;
     let t: string;
     const sub = s.op === LF_SUB;
@@ -435,6 +453,7 @@ class Emitter {
           r1 = this.tmp('r');
           this.emit(`const ${r1} = ${d[1]} ${o} ${s[1]};`);
         }
+        this.none = false;
         this.fs = { op: LF_LOGIC, size, d0: '0', d1: '0', s0: '0', s1: '0', r0, r1, dirty: true };
         return [r0, r1];
       }
@@ -464,6 +483,7 @@ class Emitter {
           ? `(${cin} !== 0 ? ${LF_ADC1} : ${LF_ADD})`
           : `(${cin} !== 0 ? ${LF_SBB1} : ${LF_SUB})`;
         this.fs = null;
+        this.none = false;
         this.emit(
           `f.op = ${opE}; f.size = ${size}; f.d0 = ${d[0]}; f.d1 = ${d[1]}; f.s0 = ${s[0]}; ` +
             `f.s1 = ${s[1]}; f.r0 = ${r0}; f.r1 = ${r1};`,
@@ -550,13 +570,15 @@ class Emitter {
     let af = '0';
     if (keepAf) {
       // fs never holds ADC1/SBB1 (those commit at once), so the formula below covers the rest.
-      if (s === null) af = '(f.get() & 0x10)';
+      if (this.none) af = '(f.bits & 0x10)';
+      else if (s === null) af = '(f.get() & 0x10)';
       else if (s.op !== LF_LOGIC) af = `((${s.d0} ^ ${s.s0} ^ ${s.r0}) & 0x10)`;
     }
     const t = this.tmp('f');
     this.emit(`const ${t} = ${af}; f.bits = (f.bits & ~0x8d5) | ${t} | ${values}; f.op = 0;`);
     // The pending state is fully replaced: it never needs to reach the fields.
     this.fs = null;
+    this.none = true;
   }
 
   /** SF, ZF, PF of a result (LazyFlags.szp) as a number expression. */
@@ -637,9 +659,23 @@ class Emitter {
         this.emit(
           `const ${cf} = ${msb}; const ${of} = ${cf} ^ ((${size === 8 ? r1 : r0} >>> 30) & 1);`,
         );
-      this.sync();
-      this.emit(`f.bits = (f.get() & ~0x801) | ${cf} | (${of} !== 0 ? 0x800 : 0);`);
+      const co = `${cf} | (${of} !== 0 ? 0x800 : 0)`;
+      const prev = this.fs;
+      if (this.none) {
+        this.emit(`f.bits = (f.bits & ~0x801) | ${co};`);
+      } else if (prev !== null) {
+        // The other four flags from the known producer, folded like LazyFlags.get.
+        const af = prev.op === LF_LOGIC ? '0' : `((${prev.d0} ^ ${prev.s0} ^ ${prev.r0}) & 0x10)`;
+        const t = this.tmp('f');
+        this.emit(
+          `const ${t} = ${af} | ${Emitter.szp(prev.size, prev.r0, prev.r1)}; ` +
+            `f.bits = (f.bits & ~0x8d5) | ${t} | ${co}; f.op = 0;`,
+        );
+      } else {
+        this.emit(`f.bits = (f.get() & ~0x801) | ${co};`);
+      }
       this.fs = null;
+      this.none = true;
       this.writeE(i, e.a, size, [r0, r1]);
       return;
     }
@@ -697,6 +733,7 @@ class Emitter {
           r1 = this.tmp('r');
           this.emit(`const ${r1} = ${e.v[1]} & ${s[1]};`);
         }
+        this.none = false;
         this.fs = { op: LF_LOGIC, size, d0: '0', d1: '0', s0: '0', s1: '0', r0, r1, dirty: true };
         return;
       }
@@ -863,6 +900,7 @@ class Emitter {
     const [lo, hi] = this.nextRip();
     this.emit(`r[32] = ${lo}; r[33] = ${hi}; X(c, I[${k}]);`);
     this.fs = null;
+    this.none = false;
     this.forget();
     if (i.op === H.H_JMP_E || i.op === H.H_CALL_E) {
       this.emit(`c.instructions += ${k + 1}; return done + ${k + 1};`);
