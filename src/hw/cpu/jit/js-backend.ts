@@ -89,6 +89,8 @@ class Emitter {
   private pi!: { off: number; next: number };
   /** What each half of `r` holds at this point of the pass, when a local already has it. */
   private readonly known: (string | null)[] = new Array<string | null>(34).fill(null);
+  /** Halves whose value is only in a local so far. */
+  private readonly dirty = new Set<number>();
 
   constructor(private readonly plan: BlockPlan) {}
 
@@ -118,8 +120,25 @@ class Emitter {
     if (this.fs !== null) this.fs.dirty = false;
   }
 
-  /** Makes the state fault-ready for the current instruction: flags written, startLo set. */
+  /** Source that writes the register halves held only in locals back to `r`. */
+  private flushCode(): string {
+    let out = '';
+    for (const idx of this.dirty) out += `r[${idx}] = ${this.known[idx]}; `;
+    return out;
+  }
+
+  private flushRegs(): void {
+    const code = this.flushCode();
+    if (code !== '') this.emit(code);
+    this.dirty.clear();
+  }
+
+  /**
+   * Makes the state fault-ready for the current instruction: registers and flags written back,
+   * startLo set.
+   */
   private faultPoint(): void {
+    this.flushRegs();
     this.sync();
     if (!this.startSet) {
       this.emit(`c.startLo = (L + ${this.pi.off}) | 0;`);
@@ -139,7 +158,8 @@ class Emitter {
   /** Source of a return from the block with RIP = lo:hi after `count` instructions of this pass. */
   private exitCode(lo: string, hi: string, count: number): string {
     return (
-      `${this.commitCode()} r[32] = ${lo}; r[33] = ${hi}; c.instructions += ${count}; ` +
+      `${this.flushCode()}${this.commitCode()} r[32] = ${lo}; r[33] = ${hi}; ` +
+      `c.instructions += ${count}; ` +
       `return done + ${count};`
     );
   }
@@ -162,22 +182,25 @@ class Emitter {
     return v;
   }
 
-  /** Writes a register half (write-through: `r` is always current for faults and exits). */
+  /**
+   * Writes a register half into a local only; `r` is written back (flushRegs) before anything
+   * that can fault or look at `r`, and on every exit.
+   */
   private setHalf(idx: number, expr: string): void {
     if (/^([A-Za-z_]\w*|\(?-?\d+\)?)$/.test(expr)) {
-      this.emit(`r[${idx}] = ${expr};`);
       this.known[idx] = expr;
     } else {
       const v = this.tmp('h');
-      this.emit(`const ${v} = ${expr}; r[${idx}] = ${v};`);
+      this.emit(`const ${v} = ${expr};`);
       this.known[idx] = v;
     }
+    this.dirty.add(idx);
   }
 
-  /** Forgets cached register halves (after code that wrote `r` behind the compiler's back). */
-  private forget(...idx: number[]): void {
-    if (idx.length === 0) this.known.fill(null);
-    for (const k of idx) this.known[k] = null;
+  /** Forgets every cached register half (after `execute` wrote `r`; nothing may be dirty). */
+  private forget(): void {
+    if (this.dirty.size !== 0) throw new Error('jit: forgetting unflushed registers');
+    this.known.fill(null);
   }
 
   private readReg(n: number, size: number): Pair {
@@ -792,14 +815,16 @@ class Emitter {
         const e = this.readE(i, size);
         const cond = this.condExpr(i.sub);
         const n = i.reg;
-        const body =
-          size === 8
-            ? `r[${2 * n}] = ${e.v[0]}; r[${2 * n + 1}] = ${e.v[1]};`
-            : size === 4
-              ? `r[${2 * n}] = ${e.v[0]}; r[${2 * n + 1}] = 0;`
-              : `r[${2 * n}] = (r[${2 * n}] & ~0xffff) | (${e.v[0]} & 0xffff);`;
-        this.emit(`if (${cond}) { ${body} }${size === 4 ? ` else { r[${2 * n + 1}] = 0; }` : ''}`);
-        this.forget(2 * n, 2 * n + 1);
+        const t = this.tmp('m');
+        this.emit(`const ${t} = ${cond};`);
+        const lo = this.half(2 * n);
+        if (size === 2) {
+          this.setHalf(2 * n, `${t} ? (${lo} & ~0xffff) | (${e.v[0]} & 0xffff) : ${lo}`);
+        } else {
+          // A 32-bit CMOVcc clears the high half whether or not it moves.
+          this.setHalf(2 * n, `${t} ? ${e.v[0]} : ${lo}`);
+          this.setHalf(2 * n + 1, size === 4 ? '0' : `${t} ? ${e.v[1]} : ${this.half(2 * n + 1)}`);
+        }
         return;
       }
       case H.H_MOVZX: {
@@ -858,7 +883,8 @@ class Emitter {
           const [nlo, nhi] = this.nextRip();
           this.emit(`if (${cond}) {`);
           this.emit(
-            `if (done + ${2 * count} <= left) { ${this.commitCode()} c.instructions += ${count}; done += ${count}; continue; }`,
+            `if (done + ${2 * count} <= left) { ${this.flushCode()}${this.commitCode()} ` +
+              `c.instructions += ${count}; done += ${count}; continue; }`,
           );
           this.emit(this.exitCode(tlo, thi, count));
           this.emit('}');
@@ -882,9 +908,11 @@ class Emitter {
         const hi = size === 8 ? v[1] : '0';
         if (i.imm !== 0) {
           const t = this.tmp('t');
-          this.emit(
-            `const ${t} = (r[8] >>> 0) + ${i.imm}; r[8] = ${t} | 0; r[9] = (r[9] + (${t} >= 4294967296 ? 1 : 0)) | 0;`,
-          );
+          const s0 = this.half(8);
+          const s1 = this.half(9);
+          this.emit(`const ${t} = (${s0} >>> 0) + ${i.imm};`);
+          this.setHalf(8, `${t} | 0`);
+          this.setHalf(9, `(${s1} + (${t} >= 4294967296 ? 1 : 0)) | 0`);
         }
         this.emit(this.exitCode(v[0], hi, this.k + 1));
         return;
