@@ -26,11 +26,13 @@ export class Block {
     readonly count: number,
     /** Offset of each instruction from the entry (to count retired ones when one faults). */
     readonly offsets: Int32Array,
+    /** Physical address of the block's page. */
+    readonly pageBase: number,
   ) {}
 }
 
 /** Attached to entries that cannot start a block: never retried. */
-const NO_BLOCK = new Block(() => 0, Number.POSITIVE_INFINITY, new Int32Array(0));
+const NO_BLOCK = new Block(() => 0, Number.POSITIVE_INFINITY, new Int32Array(0), 0);
 
 export class Jit {
   readonly threshold: number;
@@ -58,15 +60,39 @@ export class Jit {
       b = this.compile(c, i);
     }
     if (b.count > left) return 0;
-    const entry = c.startLo;
+    // Blocks run back to back while the next RIP stays on the entry's virtual page (so on the
+    // same physical page, already translated for execution) and the next entry is compiled;
+    // anything else goes back to the run loop.
+    const r = c.r;
+    const code = c.code;
+    const hi = c.startHi;
+    const pageBase = b.pageBase;
+    let entry = c.startLo;
+    let total = 0;
     try {
-      const n = b.fn(c, left);
-      this.executed += n;
-      return n;
+      for (;;) {
+        total += b.fn(c, left - total);
+        const lo = r[32]!;
+        if (r[33] !== hi || ((lo ^ entry) & ~0xfff) !== 0) break;
+        const next = code.lookup(pageBase + (lo & 0xfff));
+        if (next === undefined) break;
+        const nb = next.block as Block | null;
+        if (nb === null || nb.count > left - total) break;
+        b = nb;
+        entry = lo;
+        c.startLo = lo;
+      }
     } catch (e) {
-      if (e instanceof X86Fault) c.instructions += b.offsets.indexOf(c.startLo - entry);
+      if (e instanceof X86Fault) {
+        const k = b.offsets.indexOf(c.startLo - entry);
+        c.instructions += k;
+        total += k;
+      }
+      this.executed += total;
       throw e;
     }
+    this.executed += total;
+    return total;
   }
 
   private compile(c: Cpu, i: Insn): Block {
@@ -84,6 +110,7 @@ export class Jit {
       compileBlock(plan, hasCode),
       plan.insns.length,
       Int32Array.from(plan.insns, (p) => p.off),
+      plan.pa - (plan.pa & 0xfff),
     );
   }
 }
