@@ -46,7 +46,8 @@ export class Interpreter {
       const jit = this.jit;
       while (left > 0) {
         const i = this.fetch(c);
-        if (jit !== null) {
+        // Cold instructions only bump a counter here; Jit.enter compiles and runs blocks.
+        if (jit !== null && (i.block !== null || ++i.heat >= jit.threshold)) {
           const n = jit.enter(c, i, left);
           if (n > 0) {
             left -= n;

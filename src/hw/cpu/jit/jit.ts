@@ -48,17 +48,15 @@ export class Jit {
 
   /**
    * Called by the run loop after fetching `i` (RIP already advanced, c.startLo/startHi = its
-   * address). Runs the compiled block starting at `i` if there is one and `left` covers a pass;
-   * returns the number of instructions it executed (RIP and c.instructions updated), or 0 when the
-   * interpreter should execute `i` itself. A fault inside a block propagates like one from
+   * address) once `i` has a block or its `heat` reached the threshold. Runs the block starting
+   * at `i` (compiling it first if needed) if `left` covers a pass, and the blocks that follow on
+   * the same page; returns the number of instructions executed (RIP and c.instructions updated),
+   * or 0 when the interpreter should execute `i` itself. A fault inside a block propagates like one from
    * `execute`, with c.startLo at the faulting instruction and earlier instructions counted.
    */
   enter(c: Cpu, i: Insn, left: number): number {
     let b = i.block as Block | null;
-    if (b === null) {
-      if (++i.heat < this.threshold) return 0;
-      b = this.compile(c, i);
-    }
+    if (b === null) b = this.compile(c, i); // the run loop counted `i.heat` up to the threshold
     if (b.count > left) return 0;
     // Blocks run back to back while the next RIP stays on the entry's virtual page (so on the
     // same physical page, already translated for execution) and the next entry is compiled;
