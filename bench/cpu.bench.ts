@@ -1,8 +1,10 @@
 // x86 interpreter throughput in millions of guest instructions per second.
 // cpu.loop_mips: the tightest loop (add, dec, jnz on registers).
 // cpu.mixed_mips: a C-like inner loop (byte loads and stores, 64-bit multiply, compare and
-// branch) with a call/push/pop/ret per outer iteration. Both at CPL 0 on flat memory.
-// cpu.sse_scan_mips / cpu.sse_fp_mips: an SSE2 string scan and a scalar-double loop.
+// branch) with a call/push/pop/ret per outer iteration. Both at CPL 0 on flat memory, with the
+// block JIT on (the default). cpu.jit_vs_interp: cpu.mixed's workload with the JIT over without it,
+// measured in the same run. cpu.sse_scan_mips / cpu.sse_fp_mips: an SSE2 string scan and a
+// scalar-double loop.
 
 import { Cpu } from '../src/hw/cpu/cpu.js';
 import { Interpreter, STOP_BUDGET } from '../src/hw/cpu/interpreter.js';
@@ -12,7 +14,13 @@ import type { Bench } from './harness.js';
 const BASE = 0x40_0000;
 
 /** Runs `code` for `instructions` guest instructions and returns MIPS (best of `rounds`). */
-function mips(code: string, instructions: number, setup: (cpu: Cpu) => void, rounds = 3): number {
+function mips(
+  code: string,
+  instructions: number,
+  setup: (cpu: Cpu) => void,
+  rounds = 3,
+  jit = true,
+): number {
   let best = 0;
   for (let k = 0; k < rounds; k++) {
     const mem = new Uint8Array(0x10000);
@@ -21,7 +29,7 @@ function mips(code: string, instructions: number, setup: (cpu: Cpu) => void, rou
     cpu.rip = BigInt(BASE);
     cpu.setReg64(4, BigInt(BASE + 0x8000));
     setup(cpu);
-    const interp = new Interpreter(cpu);
+    const interp = new Interpreter(cpu, { jit });
     interp.run(100_000); // warm-up
     const start = process.hrtime.bigint();
     const stop = interp.run(instructions);
@@ -47,6 +55,12 @@ const SSE_SCAN = '660f6f0c16660f74c8660fd7c14883c21081e2f00f000085c074e5';
 // scalar double arithmetic: l: addsd xmm2,xmm3; mulsd xmm2,xmm4; dec rcx; jnz l
 const SSE_FP = 'f20f58d3f20f59d448ffc975f3';
 
+function mixedSetup(cpu: Cpu): void {
+  cpu.setReg64(1, 0x7fff_ffffn); // outer iterations
+  cpu.setReg64(6, BigInt(BASE + 0x1000)); // buffer
+  cpu.setReg64(9, 0x100_0000_01b3n); // FNV prime
+}
+
 export const benches: Bench[] = [
   {
     name: 'cpu.loop_mips',
@@ -54,12 +68,11 @@ export const benches: Bench[] = [
   },
   {
     name: 'cpu.mixed_mips',
-    run: () =>
-      mips(MIXED, 20_000_000, (cpu) => {
-        cpu.setReg64(1, 0x7fff_ffffn); // outer iterations
-        cpu.setReg64(6, BigInt(BASE + 0x1000)); // buffer
-        cpu.setReg64(9, 0x100_0000_01b3n); // FNV prime
-      }),
+    run: () => mips(MIXED, 20_000_000, mixedSetup),
+  },
+  {
+    name: 'cpu.jit_vs_interp',
+    run: () => mips(MIXED, 20_000_000, mixedSetup) / mips(MIXED, 5_000_000, mixedSetup, 3, false),
   },
   {
     name: 'cpu.sse_scan_mips',
