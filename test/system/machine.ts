@@ -1,0 +1,181 @@
+// The system-test runner: one x86 machine for one program built by ./build.ts. It loads a static
+// ELF (64-bit C and assembly programs) or a flat binary (a ROM that starts in real mode), sets the
+// CPU up, runs to HLT under an instruction budget and collects what the program printed.
+//
+// Memory is 16 MiB of guest physical memory. Every page is assigned and validated in the RMP at
+// VMPL0, so the machine is an SEV-SNP guest that owns all of its memory: accesses without paging
+// are private, and page tables mark pages private with the C-bit (bit 51), as programs/sys.h says.
+//
+// Output: the mailbox (programs/sys.h: u32 length, u32 exit code, bytes) and every byte written
+// to the debug port 0xE9 through CpuPlatform.ioOut, concatenated in that order (a program uses one
+// or the other, by SYS_OUTPUT_PORT_E9).
+//
+// Lives in test/ rather than src/hw/cpu: it is test support (the builder needs a host gcc), and
+// bench/cpu.bench.ts imports it from here, so the benchmark runs exactly what the tests check.
+
+import { type CpuPlatform, MINIMAL_PLATFORM } from '../../src/hw/cpu/cpu.js';
+import { Cpu, RSP, SEG_CS } from '../../src/hw/cpu/cpu.js';
+import {
+  Interpreter,
+  STOP_BUDGET,
+  STOP_EXCEPTION,
+  STOP_HLT,
+} from '../../src/hw/cpu/interpreter.js';
+import { PagingTranslator } from '../../src/hw/cpu/paging-translator.js';
+import { FlatTranslator } from '../../src/hw/cpu/translator.js';
+import { MIN_MEMORY_BYTES, PhysicalMemory } from '../../src/hw/memory.js';
+import { makePte, PTE_FLAGS } from '../../src/hw/mmu.js';
+import { Rmp } from '../../src/hw/rmp.js';
+import { loadElf } from './elf.js';
+
+export const MEMORY_BYTES = MIN_MEMORY_BYTES;
+/** The C-bit position of this machine's page tables. */
+export const C_BIT = 51;
+/** The mailbox of programs/sys.h. */
+export const MAILBOX = { len: 0x8000, exit: 0x8004, buf: 0x8010, cap: 0x7ff0 } as const;
+export const DEBUG_PORT = 0xe9;
+/** Identity page tables the runner builds for 64-bit programs run with paging. */
+export const RUNNER_PML4 = 0x1000;
+/** Initial RSP of 64-bit programs (crt0 sets its own; bare assembly may use this one). */
+export const RUNNER_STACK_TOP = 0x7ff0;
+/** Where a flat ROM is loaded: the top 64 KiB below 1 MiB, reset vector at 0xFFFF0. */
+export const ROM_BASE = 0xf0000;
+export const ROM_SIZE = 0x10000;
+
+const CR0_PE_WP_PG = (1n << 31n) | (1n << 16n) | 1n;
+const CR4_PAE = 1n << 5n;
+const EFER_LME_LMA_NXE = (1n << 8n) | (1n << 10n) | (1n << 11n);
+
+/** How a 64-bit program's addresses are translated. */
+export type LongModeSetup = 'flat' | 'paging';
+
+export interface RunResult {
+  readonly stop: 'hlt' | 'budget' | 'exception';
+  /** Instructions retired by this run. */
+  readonly instructions: number;
+  /** The mailbox's bytes, then the debug port's, as Latin-1 text. */
+  readonly output: string;
+  /** What crt0 stored from main's return value, or null if the program never set it. */
+  readonly exitCode: number | null;
+  /** On 'exception': vector, error code and the faulting RIP. */
+  readonly exception: { vector: number; errorCode: number; rip: bigint } | null;
+}
+
+/** Exit code before a program stores one. */
+const NO_EXIT = 0xffff_ffff;
+
+export class SystemMachine {
+  readonly memory = new PhysicalMemory(MEMORY_BYTES);
+  readonly rmp = new Rmp(this.memory.pageCount);
+  readonly cpu: Cpu;
+  readonly interp: Interpreter;
+  /** The translator under paging (null for FlatTranslator machines). */
+  readonly paging: PagingTranslator | null;
+  /** Bytes written to port 0xE9. */
+  readonly portOutput: number[] = [];
+
+  private constructor(flat: boolean) {
+    const platform: CpuPlatform = {
+      ...MINIMAL_PLATFORM,
+      ioOut: (port, size, value) => {
+        if (port === DEBUG_PORT && size === 1) this.portOutput.push(value & 0xff);
+      },
+    };
+    for (let pfn = 0; pfn < this.memory.pageCount; pfn++) {
+      this.rmp.firmwareAssign(pfn, { validated: true });
+    }
+    const bytes = this.memory.bytes;
+    this.cpu = new Cpu(bytes, new FlatTranslator(0, MEMORY_BYTES), undefined, platform);
+    if (flat) {
+      this.paging = null;
+    } else {
+      this.paging = new PagingTranslator(this.memory, this.rmp, this.cpu, C_BIT, 48, this.cpu.code);
+      this.paging.attach(() => this.cpu.flushTlb());
+      this.cpu.translator = this.paging;
+    }
+    new DataView(bytes.buffer, bytes.byteOffset).setUint32(MAILBOX.exit, NO_EXIT, true);
+    this.interp = new Interpreter(this.cpu);
+  }
+
+  /**
+   * A 64-bit program (static ELF) at CPL 0 in long mode, at its entry point. 'flat': virtual =
+   * physical over all of memory (FlatTranslator). 'paging': the same through 4-level page tables
+   * the runner builds at RUNNER_PML4, with page 0 not present so null pointers fault.
+   */
+  static longMode(elf: Uint8Array, setup: LongModeSetup): SystemMachine {
+    const m = new SystemMachine(setup === 'flat');
+    const image = loadElf(elf, m.memory.bytes);
+    if (m.paging !== null) {
+      m.buildIdentityTables();
+      m.paging.setControl(
+        CR0_PE_WP_PG,
+        BigInt(RUNNER_PML4) | (1n << BigInt(C_BIT)),
+        CR4_PAE,
+        EFER_LME_LMA_NXE,
+      );
+    }
+    m.cpu.rip = BigInt(image.entry);
+    m.cpu.setReg64(RSP, BigInt(RUNNER_STACK_TOP));
+    return m;
+  }
+
+  /**
+   * A flat ROM image of at most 64 KiB loaded at ROM_BASE (its end at 1 MiB), started in real mode
+   * at a reset-like state: CS base 0xF0000 with IP 0xFFF0 (the reset vector, as after a BIOS's
+   * first far jump), paging and protection off, EFER clear.
+   */
+  static realMode(rom: Uint8Array): SystemMachine {
+    if (rom.length > ROM_SIZE) throw new RangeError(`ROM of ${rom.length} bytes exceeds 64 KiB`);
+    const m = new SystemMachine(false);
+    m.memory.bytes.set(rom, ROM_BASE + ROM_SIZE - rom.length);
+    const c = m.cpu;
+    // APM vol. 2, 14.1.3 (processor state after reset): CR0 = 0x60000010, CR4 = EFER = 0.
+    c.cr0 = 0x6000_0010;
+    c.cr4 = 0;
+    c.efer = 0;
+    m.paging!.setControl(BigInt(c.cr0), 0n, 0n, 0n);
+    c.segBase[2 * SEG_CS] = ROM_BASE;
+    c.rip = 0xfff0n;
+    c.rflags = 0x2;
+    return m;
+  }
+
+  /** PML4 -> one PDPT -> one PD: a 4 KiB table for the first 2 MiB (page 0 absent), then 2 MiB pages. */
+  private buildIdentityTables(): void {
+    const { P, RW, PS } = PTE_FLAGS;
+    const view = new DataView(this.memory.bytes.buffer, this.memory.bytes.byteOffset);
+    const w = (gpa: number, v: bigint): void => view.setBigUint64(gpa, v, true);
+    const pdpt = RUNNER_PML4 + 0x1000;
+    const pd = RUNNER_PML4 + 0x2000;
+    const pt = RUNNER_PML4 + 0x3000;
+    w(RUNNER_PML4, makePte(pdpt, P | RW, C_BIT));
+    w(pdpt, makePte(pd, P | RW, C_BIT));
+    w(pd, makePte(pt, P | RW, C_BIT));
+    for (let i = 1; i < 512; i++) w(pt + 8 * i, makePte(i * 0x1000, P | RW, C_BIT));
+    for (let i = 1; i < MEMORY_BYTES / 0x20_0000; i++) {
+      w(pd + 8 * i, makePte(i * 0x20_0000, P | RW | PS, C_BIT));
+    }
+  }
+
+  /** Runs until HLT, an exception or `budget` instructions. */
+  run(budget: number): RunResult {
+    const c = this.cpu;
+    const before = c.instructions;
+    const stop = this.interp.run(budget);
+    const view = new DataView(this.memory.bytes.buffer, this.memory.bytes.byteOffset);
+    // The length is the guest's word: never read past the buffer whatever it says.
+    const len = Math.min(view.getUint32(MAILBOX.len, true), MAILBOX.cap);
+    const mailbox = Buffer.from(this.memory.bytes.subarray(MAILBOX.buf, MAILBOX.buf + len));
+    const exit = view.getUint32(MAILBOX.exit, true);
+    return {
+      stop: stop === STOP_HLT ? 'hlt' : stop === STOP_BUDGET ? 'budget' : 'exception',
+      instructions: c.instructions - before,
+      output: mailbox.toString('latin1') + Buffer.from(this.portOutput).toString('latin1'),
+      exitCode: exit === NO_EXIT ? null : exit,
+      exception:
+        stop === STOP_EXCEPTION
+          ? { vector: c.exVector, errorCode: c.exErrorCode, rip: c.rip }
+          : null,
+    };
+  }
+}
