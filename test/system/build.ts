@@ -50,6 +50,22 @@ export const PROGRAM_SPECS = {
     linkerScript: 'c64.ld',
     format: 'elf',
   },
+  /** Real mode at the reset vector -> protected mode -> long mode (a flat 64 KiB ROM). */
+  modes: { sources: ['modes.S', 'lib64.S'], linkerScript: 'rom.ld', format: 'flat' },
+  /** IDT, #PF handler that maps the page and returns. */
+  pf: { sources: ['kernel64.S', 'pf.S', 'lib64.S'], linkerScript: 'c64.ld', format: 'elf' },
+  /** INT n, INT3 and #UD through interrupt and trap gates. */
+  interrupts: {
+    sources: ['kernel64.S', 'interrupts.S', 'lib64.S'],
+    linkerScript: 'c64.ld',
+    format: 'elf',
+  },
+  /** SYSCALL/SYSRET to a ring-3 function and back. */
+  syscall: {
+    sources: ['kernel64.S', 'syscall.S', 'lib64.S'],
+    linkerScript: 'c64.ld',
+    format: 'elf',
+  },
 } as const satisfies Record<string, ProgramSpec>;
 
 export type ProgramName = keyof typeof PROGRAM_SPECS;

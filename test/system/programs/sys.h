@@ -59,28 +59,31 @@ static inline void sys_putc(char c)
 	pushw %bx
 	movw MAILBOX_LEN, %bx
 	cmpw $MAILBOX_CAP, %bx
-	jae 1f
+	jae .Lputc_full\@
 	movb %al, MAILBOX_BUF(%bx)
 	incw MAILBOX_LEN
-1:	popw %bx
+.Lputc_full\@:
+	popw %bx
 .endm
 .macro PUTC32
 	pushl %ebx
 	movl MAILBOX_LEN, %ebx
 	cmpl $MAILBOX_CAP, %ebx
-	jae 1f
+	jae .Lputc_full\@
 	movb %al, MAILBOX_BUF(%ebx)
 	incl MAILBOX_LEN
-1:	popl %ebx
+.Lputc_full\@:
+	popl %ebx
 .endm
 .macro PUTC64
 	pushq %rbx
 	movl MAILBOX_LEN, %ebx
 	cmpl $MAILBOX_CAP, %ebx
-	jae 1f
+	jae .Lputc_full\@
 	movb %al, MAILBOX_BUF(%rbx)
 	incl MAILBOX_LEN
-1:	popq %rbx
+.Lputc_full\@:
+	popq %rbx
 .endm
 #endif
 
