@@ -21,7 +21,8 @@ export default defineConfig({
           name: 'system',
           include: ['test/system/**/*.test.ts'],
           execArgv: ['--import', 'tsx'],
-          experimental: { viteModuleRunner: false },
+          // No Vitest loader hooks either (no vi.mock here; Node 20 lacks module.registerHooks).
+          experimental: { viteModuleRunner: false, nodeLoader: false },
         },
       },
     ],
