@@ -37,22 +37,28 @@ static void print_digest(const char *label, const void *data, size_t n)
 static uint8_t hash_buf[HASH_BYTES];
 static uint64_t values[SORT_COUNT], scratch[SORT_COUNT];
 
+/* Bottom-up merge sort, merging back and forth between a and tmp; the result ends in a. */
 static void merge_sort(uint64_t *a, uint64_t *tmp, size_t n)
 {
+	uint64_t *src = a, *dst = tmp;
 	for (size_t width = 1; width < n; width *= 2) {
 		for (size_t lo = 0; lo < n; lo += 2 * width) {
 			size_t mid = lo + width < n ? lo + width : n;
 			size_t hi = lo + 2 * width < n ? lo + 2 * width : n;
 			size_t i = lo, j = mid, k = lo;
 			while (i < mid && j < hi)
-				tmp[k++] = a[j] < a[i] ? a[j++] : a[i++];
+				dst[k++] = src[j] < src[i] ? src[j++] : src[i++];
 			while (i < mid)
-				tmp[k++] = a[i++];
+				dst[k++] = src[i++];
 			while (j < hi)
-				tmp[k++] = a[j++];
+				dst[k++] = src[j++];
 		}
-		memcpy(a, tmp, n * sizeof *a);
+		uint64_t *t = src;
+		src = dst;
+		dst = t;
 	}
+	if (src != a)
+		memcpy(a, src, n * sizeof *a);
 }
 
 /* Hoare partition, median-of-three pivot, an explicit stack; the smaller side is pushed last. */
