@@ -149,6 +149,21 @@ function startSvsm(): Server {
   return { port, proc };
 }
 
+/**
+ * The floor of any Node TCP server on this machine: a process that answers every raw command
+ * with a fixed 10-byte success response and does nothing else. Our server cannot beat it, so
+ * `tpm.node_floor_vs_swtpm` bounds what `tpm.pcr_extend_vs_swtpm` can reach here.
+ */
+function startNodeFloor(): Server {
+  const port = freePort();
+  const source =
+    "const rsp = Buffer.from('80010000000a00000000', 'hex');" +
+    "require('node:net').createServer((s) => { s.setNoDelay(true); s.on('data', () => s.write(rsp)); })" +
+    `.listen(${port}, '127.0.0.1');`;
+  const proc = spawn(process.execPath, ['-e', source], { stdio: 'ignore' });
+  return { port, proc };
+}
+
 function startSwtpm(): Server {
   const port = freePort();
   const dir = mkdtempSync(join(tmpdir(), 'swtpm-bench-'));
@@ -192,49 +207,57 @@ async function prepare(server: Server): Promise<Target> {
 }
 
 /**
- * Both servers run side by side and are measured in alternating rounds after the same warm-up
+ * All servers run side by side and are measured in alternating rounds after the same warm-up
  * (a JIT needs one; swtpm gets it too), and each figure is a server's best round: on a shared
  * machine, other load only ever lowers a round's rate, so the best round is the least disturbed.
+ * The floor server answers anything with success, so it is timed on the PCR_Extend bytes only.
  */
-async function measureBoth(a: Target, b: Target): Promise<[Figures, Figures]> {
-  const best: [Figures, Figures] = [
-    { pcrExtend: 0, ecdsaSign: 0 },
-    { pcrExtend: 0, ecdsaSign: 0 },
-  ];
-  const targets = [a, b];
-  for (const t of targets) {
+async function measureAll(
+  swtpm: Target,
+  svsm: Target,
+  floor: RawClient,
+): Promise<{ swtpm: Figures; svsm: Figures; floor: number }> {
+  const best = { swtpm: { pcrExtend: 0, ecdsaSign: 0 }, svsm: { pcrExtend: 0, ecdsaSign: 0 } };
+  let floorBest = 0;
+  for (const t of [swtpm, svsm]) {
     await rate(t.client, t.extend, WARMUP_MS);
     await rate(t.client, t.sign, WARMUP_MS);
   }
+  await rate(floor, PCR_EXTEND, WARMUP_MS);
   for (let round = 0; round < ROUNDS; round++) {
-    for (let i = 0; i < 2; i++) {
-      const t = targets[i]!;
-      const f = best[i]!;
+    for (const [t, f] of [
+      [swtpm, best.swtpm],
+      [svsm, best.svsm],
+    ] as const) {
       f.pcrExtend = Math.max(f.pcrExtend, await rate(t.client, t.extend, ROUND_MS));
       f.ecdsaSign = Math.max(f.ecdsaSign, await rate(t.client, t.sign, ROUND_MS));
     }
+    floorBest = Math.max(floorBest, await rate(floor, PCR_EXTEND, ROUND_MS));
   }
-  return best;
+  return { ...best, floor: floorBest };
 }
 
-let results: Promise<{ svsm: Figures; swtpm: Figures }> | undefined;
-function run(): Promise<{ svsm: Figures; swtpm: Figures }> {
+let results: Promise<{ svsm: Figures; swtpm: Figures; floor: number }> | undefined;
+function run(): Promise<{ svsm: Figures; swtpm: Figures; floor: number }> {
   results ??= (async () => {
     if (spawnSync('swtpm', ['--version']).status !== 0) {
       throw new Error('swtpm is not installed: run scripts/install-test-tools.sh');
     }
-    const servers = [startSwtpm(), startSvsm()];
+    const servers = [startSwtpm(), startSvsm(), startNodeFloor()];
     try {
       const swtpmTarget = await prepare(servers[0]!);
       const svsmTarget = await prepare(servers[1]!);
-      const [swtpm, svsm] = await measureBoth(swtpmTarget, svsmTarget);
+      const floorClient = await waitFor(servers[2]!.port);
+      const r = await measureAll(swtpmTarget, svsmTarget, floorClient);
       swtpmTarget.client.close();
       svsmTarget.client.close();
+      floorClient.close();
       console.log(
-        `tpm: svsm ${svsm.pcrExtend.toFixed(0)} PCR_Extend/s, ${svsm.ecdsaSign.toFixed(0)} ECDSA signs/s; ` +
-          `swtpm ${swtpm.pcrExtend.toFixed(0)} PCR_Extend/s, ${swtpm.ecdsaSign.toFixed(0)} ECDSA signs/s`,
+        `tpm: svsm ${r.svsm.pcrExtend.toFixed(0)} PCR_Extend/s, ${r.svsm.ecdsaSign.toFixed(0)} ECDSA signs/s; ` +
+          `swtpm ${r.swtpm.pcrExtend.toFixed(0)} PCR_Extend/s, ${r.swtpm.ecdsaSign.toFixed(0)} ECDSA signs/s; ` +
+          `an empty Node server ${r.floor.toFixed(0)} replies/s`,
       );
-      return { svsm, swtpm };
+      return r;
     } finally {
       for (const s of servers) s.proc.kill('SIGTERM');
     }
@@ -248,6 +271,22 @@ export const benches: Bench[] = [
     run: async () => {
       const r = await run();
       return r.svsm.pcrExtend / r.swtpm.pcrExtend;
+    },
+  },
+  {
+    // The ceiling for any TPM served by Node here: an empty Node server's reply rate vs swtpm.
+    name: 'tpm.node_floor_vs_swtpm',
+    run: async () => {
+      const r = await run();
+      return r.floor / r.swtpm.pcrExtend;
+    },
+  },
+  {
+    // How close our PCR_Extend comes to that ceiling (1.0 = no cost beyond Node's socket path).
+    name: 'tpm.pcr_extend_vs_node_floor',
+    run: async () => {
+      const r = await run();
+      return r.svsm.pcrExtend / r.floor;
     },
   },
   {

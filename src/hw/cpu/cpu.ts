@@ -8,6 +8,7 @@
 
 import { CodeCache } from './code-cache.js';
 import { LazyFlags } from './flags.js';
+import { Segment } from './segment.js';
 import {
   ACCESS_EXEC,
   ACCESS_READ,
@@ -37,6 +38,16 @@ export const SEG_SS = 2;
 export const SEG_DS = 3;
 export const SEG_FS = 4;
 export const SEG_GS = 5;
+/** The system segment registers, after the six Sregs in `Cpu.seg`. */
+export const SEG_LDTR = 6;
+export const SEG_TR = 7;
+
+/** Execution modes (`Cpu.mode`), from CR0.PE, EFER.LMA and CS.L/D; recomputed on CS loads. */
+export const MODE_64 = 0;
+/** Compatibility mode (long mode, CS.L = 0) or legacy protected mode, 32-bit default (CS.D). */
+export const MODE_PROT32 = 1;
+export const MODE_PROT16 = 2;
+export const MODE_REAL = 3;
 
 /** Exception vectors raised by this core (APM vol. 2, 8.2). */
 export const VEC_DE = 0;
@@ -59,6 +70,13 @@ export const VEC_MC = 18;
 export const VEC_XF = 19;
 /** #VC, the VMM communication exception of SEV-ES/SNP guests (error code = SVM exit code). */
 export const VEC_VC = 29;
+
+/** `Cpu.exKind`: a fault (RIP back at the instruction), or a trap of either kind. */
+export const TRAP_NONE = 0;
+/** INT n, INT3, INTO: a software interrupt (gate DPL checked, no error code). */
+export const TRAP_SOFTWARE = 1;
+/** INT1 (ICEBP) and other traps delivered as exceptions without a DPL check. */
+export const TRAP_EXCEPTION = 2;
 
 const TLB_BITS = 10;
 const TLB_SIZE = 1 << TLB_BITS;
@@ -124,6 +142,61 @@ export class Cpu {
   cr0 = 0x80050033;
   cr4 = 0x6a0;
   efer = 0xd01;
+  /** CR3 (written by MOV CR3; `controlChanged()` hands it to the translator). */
+  cr3 = 0n;
+  /** CR8, the task priority (bits 3:0). */
+  cr8 = 0;
+  /** DR0-DR3, DR6, DR7 (held, not acted on: no hardware breakpoints). */
+  readonly dr: bigint[] = [0n, 0n, 0n, 0n];
+  dr6 = 0xffff0ff0n;
+  dr7 = 0x400n;
+  /**
+   * ES, CS, SS, DS, FS, GS, LDTR, TR (SEG_*): selector and hidden part. The defaults are the flat
+   * 64-bit ring-0 state the interpreter assumed before modes existed. Change them through
+   * `setSegment` (it keeps `segBase` and `mode` in step).
+   */
+  readonly seg: Segment[] = [
+    new Segment(0, 0n, 0xffffffff, 0xc93),
+    new Segment(0, 0n, 0xffffffff, 0xa9b),
+    new Segment(0, 0n, 0xffffffff, 0xc93),
+    new Segment(0, 0n, 0xffffffff, 0xc93),
+    new Segment(0, 0n, 0xffffffff, 0xc93),
+    new Segment(0, 0n, 0xffffffff, 0xc93),
+    new Segment(0, 0n, 0xffff, 0x82),
+    new Segment(0, 0n, 0xffff, 0x8b),
+  ];
+  gdtrBase = 0n;
+  gdtrLimit = 0xffff;
+  idtrBase = 0n;
+  idtrLimit = 0xffff;
+  /** MSRs the CPU holds (APM vol. 2, appendix A); FS_BASE/GS_BASE live in `seg`. */
+  star = 0n;
+  lstar = 0n;
+  cstar = 0n;
+  sfmask = 0n;
+  kernelGsBase = 0n;
+  tscAux = 0n;
+  pat = 0x0007040600070406n;
+  sysenterCs = 0n;
+  sysenterEsp = 0n;
+  sysenterEip = 0n;
+  /** MODE_* of the code segment; decoder defaults follow it. */
+  mode = MODE_64;
+  /**
+   * Non-zero when the run loop must look at something between instructions (a pending
+   * interrupt or NMI, a mode the decoder does not run). One load per instruction.
+   */
+  attention = 0;
+  /** Faults and INT n go through the IDT and execution continues (else STOP_EXCEPTION). */
+  deliverFaults = false;
+  /** External interrupt vector waiting for IF (-1: none); NMI waiting; NMI blocked until IRET. */
+  pendingIrq = -1;
+  pendingNmi = false;
+  nmiBlocked = false;
+  /** Interrupts are not taken at the boundary where `instructions` equals this (STI, MOV SS). */
+  shadowEnd = -1;
+  /** TRAP_* of the last event raised (`trap` sets it, `fault` clears it). */
+  exKind = 0;
   /** The GHCB MSR (0xC0010130), held by the CPU for SEV-ES guests (synced with the Vcpu). */
   ghcbMsr = 0n;
   /** Set by HLT; the run loop stops and the engine decides what a halted vCPU does. */
@@ -242,12 +315,152 @@ export class Cpu {
     }
   }
 
+  // --- system state -----------------------------------------------------------------------
+
+  /**
+   * Loads segment register `n` (SEG_*) without checks, as from a VMSA: `attr` is the 12-bit
+   * VMSA attribute (descriptor bits 40-47 in 0-7, 52-55 in 8-11: type, S, DPL, P, AVL, L, D/B, G).
+   */
+  setSegment(n: number, selector: number, base: bigint, limit: number, attr: number): void {
+    const s = this.seg[n]!;
+    s.selector = selector & 0xffff;
+    s.base = BigInt.asUintN(64, base);
+    s.limit = limit >>> 0;
+    s.attr = attr & 0xfff;
+    if (n < 6) {
+      this.segBase[2 * n] = Number(s.base & 0xffffffffn) | 0;
+      this.segBase[2 * n + 1] = Number(s.base >> 32n) | 0;
+    }
+    if (n === 1 || n === 2) this.updateMode();
+  }
+
+  /** Sets a segment base only (FS_BASE/GS_BASE MSRs, SWAPGS). */
+  setSegmentBase(n: number, base: bigint): void {
+    const s = this.seg[n]!;
+    s.base = BigInt.asUintN(64, base);
+    this.segBase[2 * n] = Number(s.base & 0xffffffffn) | 0;
+    this.segBase[2 * n + 1] = Number(s.base >> 32n) | 0;
+  }
+
+  /**
+   * Recomputes `mode` and CPL-independent decoder defaults from CR0.PE, EFER.LMA and CS; call
+   * after changing them directly. CPL is CS.RPL in protected mode (SS.DPL is kept equal).
+   */
+  updateMode(): void {
+    const cs = this.seg[1]!.attr;
+    let m: number;
+    if ((this.cr0 & 1) === 0) m = MODE_REAL;
+    else if ((this.efer & 0x400) !== 0 && (cs & 0x200) !== 0) m = MODE_64;
+    else m = (cs & 0x400) !== 0 ? MODE_PROT32 : MODE_PROT16;
+    this.mode = m;
+    this.updateAttention();
+  }
+
+  /** Recomputes `attention` from what is pending. */
+  updateAttention(): void {
+    this.attention = this.mode !== MODE_64 || this.pendingNmi || this.pendingIrq >= 0 ? 1 : 0;
+  }
+
+  /** Requests external interrupt `vector` (taken when RFLAGS.IF allows, outside a shadow). */
+  requestInterrupt(vector: number): void {
+    this.pendingIrq = vector & 0xff;
+    this.attention = 1;
+  }
+
+  /** Requests an NMI (taken unless an NMI handler runs, until its IRET). */
+  requestNmi(): void {
+    this.pendingNmi = true;
+    this.attention = 1;
+  }
+
+  /**
+   * CR0, CR3, CR4 or EFER changed (MOV CRn, WRMSR EFER, the engine loading a VMSA): EFER.LMA
+   * follows LME and PG, the translator gets the new registers, the TLB is flushed, the mode is
+   * recomputed.
+   */
+  controlChanged(): void {
+    if ((this.cr0 & 0x80000000) !== 0 && (this.efer & 0x100) !== 0) this.efer |= 0x400;
+    else this.efer &= ~0x400;
+    this.translator.setControl?.(
+      BigInt(this.cr0 >>> 0),
+      this.cr3,
+      BigInt(this.cr4 >>> 0),
+      BigInt(this.efer >>> 0),
+    );
+    this.flushTlb();
+    this.updateMode();
+  }
+
+  /** Changes CPL; translations cached for the old privilege are dropped. */
+  setCpl(cpl: number): void {
+    if (cpl !== this.cpl) {
+      this.cpl = cpl;
+      this.flushTlb();
+    }
+  }
+
+  /**
+   * An implicit supervisor read (descriptor tables, TSS, IDT) of `size` bytes (1, 2, 4, 8; the
+   * high half of 8 in `v1`). It bypasses the TLB so no supervisor permission is cached for user
+   * accesses.
+   */
+  sysRead(lo: number, hi: number, size: number): number {
+    let v0 = 0;
+    let v1 = 0;
+    for (let k = size - 1; k >= 0; k--) {
+      const b = this.mem[this.sysTranslate(lo, hi, k, ACCESS_READ)]!;
+      if (k >= 4) v1 = (v1 << 8) | b;
+      else v0 = (v0 << 8) | b;
+    }
+    this.v1 = v1;
+    return size === 4 || size === 8 ? v0 | 0 : v0;
+  }
+
+  /** An implicit supervisor write (descriptor accessed/busy bits). */
+  sysWrite(lo: number, hi: number, size: number, v0: number, v1: number): void {
+    const pas: number[] = [];
+    for (let k = 0; k < size; k++) pas.push(this.sysTranslate(lo, hi, k, ACCESS_WRITE));
+    for (let k = 0; k < size; k++) {
+      const pa = pas[k]!;
+      if (this.code.hasCode[pa >>> 12] !== 0) this.code.invalidatePage(Math.floor(pa / 4096));
+      this.mem[pa] = (k < 4 ? v0 >>> (8 * k) : v1 >>> (8 * (k - 4))) & 0xff;
+    }
+  }
+
+  private sysTranslate(lo: number, hi: number, k: number, access: number): number {
+    const a = (lo + k) | 0;
+    const h = a >>> 0 < lo >>> 0 ? (hi + 1) | 0 : hi;
+    if (h >> 15 !== h >> 31) this.fault(VEC_GP, 0);
+    const tr = this.tr;
+    const pfn = this.translator.translate(a, h, access, false, tr);
+    if (pfn < 0) {
+      if (tr.vector === VEC_PF) {
+        this.cr2Lo = a;
+        this.cr2Hi = h;
+      }
+      this.fault(tr.vector, tr.errorCode);
+    }
+    return pfn * 4096 + (a & PAGE_MASK);
+  }
+
   // --- exceptions -------------------------------------------------------------------------
 
   /** Raises exception `vector` with `errorCode`: never returns. */
   fault(vector: number, errorCode = 0): never {
     this.exVector = vector;
     this.exErrorCode = errorCode;
+    this.exKind = TRAP_NONE;
+    throw FAULT;
+  }
+
+  /**
+   * Raises a trap-like event after the instruction completed (RIP stays past it): INT n, INT3,
+   * INTO (`TRAP_SOFTWARE`, gate DPL checked) or INT1 (`TRAP_EXCEPTION`).
+   */
+  trap(vector: number, kind: number): never {
+    this.exVector = vector;
+    this.exErrorCode = 0;
+    this.exKind = kind;
     throw FAULT;
   }
 
@@ -401,11 +614,12 @@ export class Cpu {
   private readSlow(lo: number, hi: number, size: number): number {
     // All bytes are translated before any is used, so a fault on the second page leaves nothing
     // half done (reads have no side effects anyway).
+    // In address order, so a fault reports the first byte that is not accessible (CR2).
     let v = 0;
-    for (let k = size - 1; k >= 0; k--) {
+    for (let k = 0; k < size; k++) {
       const a = (lo + k) | 0;
       const h = a >>> 0 < lo >>> 0 ? (hi + 1) | 0 : hi;
-      v = (v << 8) | this.mem[this.translate(a, h, ACCESS_READ)]!;
+      v |= this.mem[this.translate(a, h, ACCESS_READ)]! << (8 * k);
     }
     return size === 4 ? v | 0 : v;
   }

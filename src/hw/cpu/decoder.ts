@@ -8,10 +8,10 @@ import { Insn, NO_REG, REP_E, REP_NE, REP_NONE, RIP_BASE } from './insn.js';
 import * as H from './ops.js';
 import {
   ENDBR64,
+  GROUP7_REG,
   hasModrm,
   ONE_BYTE,
   type OpDef,
-  RDTSCP,
   SZ_B,
   SZ_D64,
   SZ_F64,
@@ -105,11 +105,18 @@ export function decode(bytes: Uint8Array, pos: number, limit: number, out: Insn)
     twoByte = true;
     def = TWO_BYTE[b]!;
     if (b === 0x01) {
-      // Group 7: only RDTSCP (0F 01 F9) so far.
+      // Group 7: register forms other than SMSW/LMSW are whole instructions by ModRM byte.
       if (p >= end) return p >= pos + MAX_LEN ? DECODE_TOO_LONG : DECODE_MORE;
-      if (bytes[p] !== 0xf9) return DECODE_UD;
-      p++;
-      def = RDTSCP;
+      const m = bytes[p]!;
+      if (m >= 0xc0) {
+        const special = GROUP7_REG.get(m);
+        if (special !== undefined) {
+          p++;
+          def = special;
+        } else if (((m >> 3) & 7) !== 4 && ((m >> 3) & 7) !== 6) {
+          return DECODE_UD;
+        }
+      }
     }
   } else {
     def = ONE_BYTE[b]!;
@@ -148,11 +155,17 @@ export function decode(bytes: Uint8Array, pos: number, limit: number, out: Insn)
       const g = def.group[regField] ?? null;
       if (g === null) return DECODE_UD;
       def = g;
+      if (def.f3 !== undefined && rep === REP_E) {
+        def = def.f3;
+        rep = REP_NONE;
+        out.rep = REP_NONE;
+      }
     }
     if (twoByte && b === 0x1e && rep === REP_E && modrm === 0xfa) {
       def = ENDBR64;
       out.rep = REP_NONE;
     }
+    if (def.form === 'modreg') mod = 3;
     if (def.form === 'mem' && mod === 3) return DECODE_UD;
     if (def.form === 'reg' && mod !== 3) return DECODE_UD;
     out.reg = regField | rexR;
@@ -306,6 +319,18 @@ export function decode(bytes: Uint8Array, pos: number, limit: number, out: Insn)
       case '1':
         out.imm = 1; // shift count of D0/D1
         break;
+      case 'Ap': {
+        // ptr16:16/32: the offset (operand size) then the selector.
+        const n = osz === 2 ? 2 : 4;
+        if (p + n + 2 > end) return p + n + 2 > pos + MAX_LEN ? DECODE_TOO_LONG : DECODE_MORE;
+        out.imm =
+          n === 2
+            ? bytes[p]! | (bytes[p + 1]! << 8)
+            : bytes[p]! | (bytes[p + 1]! << 8) | (bytes[p + 2]! << 16) | (bytes[p + 3]! << 24);
+        out.imm2 = bytes[p + n]! | (bytes[p + n + 1]! << 8);
+        p += n + 2;
+        break;
+      }
       default:
         break; // Ev, Gv, M, CL, X*, Y*: nothing more to read
     }

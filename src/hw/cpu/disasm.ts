@@ -95,7 +95,13 @@ export function formatInsn(i: Insn, address: bigint): string {
                   ? osz * 2
                   : osz;
         out.push(
-          i.rm !== NO_REG ? regName(i.rm, size) : memOperand(i, def.h === H.H_LEA ? 0 : size, next),
+          i.rm !== NO_REG
+            ? regName(i.rm, size)
+            : memOperand(
+                i,
+                def.h === H.H_LEA || (def.h >= H.H_MOV_R_CR && def.h < 120) ? 0 : size,
+                next,
+              ),
         );
         break;
       }
@@ -141,6 +147,18 @@ export function formatInsn(i: Insn, address: bigint): string {
       case 'Jb':
       case 'Jz':
         out.push(hex((next + BigInt.asIntN(64, big(i.imm, i.immHi))) & U64));
+        break;
+      case 'Cd':
+        out.push(`cr${i.reg}`);
+        break;
+      case 'Dd':
+        out.push(`dr${i.reg}`);
+        break;
+      case 'Sw':
+        out.push(['es', 'cs', 'ss', 'ds', 'fs', 'gs'][i.reg & 7] ?? `sreg${i.reg & 7}`);
+        break;
+      case 'Ap':
+        out.push(`${hex(BigInt(i.imm2))}:${hex(BigInt(i.imm >>> 0))}`);
         break;
       default:
         out.push(o);

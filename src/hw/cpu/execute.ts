@@ -14,6 +14,7 @@ import {
   RDX,
   RSI,
   RSP,
+  TRAP_SOFTWARE,
   VEC_BP,
   VEC_DE,
   VEC_GP,
@@ -84,7 +85,7 @@ function addSegBase(c: Cpu, seg: number): void {
 }
 
 /** Reads the E operand (register or memory); the high half goes to c.v1. Sets c.a0/a1 for memory. */
-function readE(c: Cpu, i: Insn, size: number): number {
+export function readE(c: Cpu, i: Insn, size: number): number {
   if (i.rm >= 0) return c.getReg(i.rm, size);
   ea(c, i);
   return c.read(c.a0, c.a1, size);
@@ -97,7 +98,7 @@ function writeE(c: Cpu, i: Insn, size: number, lo: number, hi: number): void {
 }
 
 /** Writes the E operand without a previous read. */
-function storeE(c: Cpu, i: Insn, size: number, lo: number, hi: number): void {
+export function storeE(c: Cpu, i: Insn, size: number, lo: number, hi: number): void {
   if (i.rm >= 0) {
     c.setReg(i.rm, size, lo, hi);
   } else {
@@ -558,7 +559,7 @@ function imulTrunc(c: Cpu, i: Insn, a0: number, a1: number, b0: number, b1: numb
 
 // ---- stack and control flow ------------------------------------------------------------------
 
-function push(c: Cpu, size: number, v0: number, v1: number): void {
+export function push(c: Cpu, size: number, v0: number, v1: number): void {
   const r = c.r;
   const lo = (r[8]! - size) | 0;
   const hi = lo >>> 0 > r[8]! >>> 0 ? (r[9]! - 1) | 0 : r[9]!;
@@ -568,7 +569,7 @@ function push(c: Cpu, size: number, v0: number, v1: number): void {
 }
 
 /** Pops `size` bytes; the high half to c.v1. */
-function pop(c: Cpu, size: number): number {
+export function pop(c: Cpu, size: number): number {
   const r = c.r;
   const lo = r[8]!;
   const hi = r[9]!;
@@ -783,6 +784,16 @@ function stringOp(c: Cpu, i: Insn): void {
 }
 
 // ---- the dispatcher ---------------------------------------------------------------------------
+
+/**
+ * Handlers 70-119 (system.ts registers itself when loaded; importing it here would make a
+ * cycle, since it uses this file's operand helpers).
+ */
+let systemExecute: (c: Cpu, i: Insn) => void = (c) => c.fault(VEC_UD);
+
+export function registerSystemHandlers(fn: (c: Cpu, i: Insn) => void): void {
+  systemExecute = fn;
+}
 
 /** Executes one decoded instruction (RIP already advanced past it). */
 export function execute(c: Cpu, i: Insn): void {
@@ -1128,7 +1139,7 @@ export function execute(c: Cpu, i: Insn): void {
       c.halted = true;
       return;
     case H.H_INT3:
-      c.fault(VEC_BP);
+      c.trap(VEC_BP, TRAP_SOFTWARE);
       return;
     case H.H_LEAVE: {
       const size = i.osz;
@@ -1166,7 +1177,9 @@ export function execute(c: Cpu, i: Insn): void {
       return;
     }
     default:
-      c.fault(VEC_UD);
+      // The system-architecture handlers (70-119) live in system.ts.
+      if (i.op >= H.H_MOV_R_CR && i.op < 120) systemExecute(c, i);
+      else c.fault(VEC_UD);
   }
 }
 

@@ -7,17 +7,52 @@
 // and memory; the run loop would try a compiled block for the physical RIP before falling back
 // to `step`. Nothing here needs to change shape for that.
 
-import { type Cpu, VEC_BP, VEC_GP, VEC_UD, X86Fault } from './cpu.js';
+import {
+  type Cpu,
+  MODE_64,
+  TRAP_NONE,
+  TRAP_SOFTWARE,
+  VEC_GP,
+  VEC_NMI,
+  VEC_UD,
+  X86Fault,
+} from './cpu.js';
 import { decode, DECODE_MORE, DECODE_TOO_LONG, DECODE_UD } from './decoder.js';
+import {
+  deliverEvent,
+  EVENT_EXCEPTION,
+  EVENT_EXTERNAL,
+  EVENT_NMI,
+  EVENT_SOFTWARE,
+  NO_ERROR_CODE,
+  pushesErrorCode,
+  ShutdownError,
+} from './events.js';
 import { execute } from './execute.js';
+import { IF } from './flags.js';
+// The system instructions register their handlers with execute.ts.
+import './system.js';
 import { Insn } from './insn.js';
 import { ACCESS_EXEC } from './translator.js';
 
 /** Why `run` returned. */
 export const STOP_BUDGET = 0;
 export const STOP_HLT = 1;
-/** An exception: `cpu.exVector`, `cpu.exErrorCode`; RIP at the faulting instruction (after INT3). */
+/**
+ * An exception: `cpu.exVector`, `cpu.exErrorCode`, `cpu.exKind`; RIP at the faulting instruction,
+ * or after it for traps (INT n, INT3, INTO, INT1: `exKind !== TRAP_NONE`). With
+ * `cpu.deliverFaults` only events that cannot go through the IDT stop here (VEC_NPF).
+ */
 export const STOP_EXCEPTION = 2;
+/** Event delivery ended in a triple fault (the vCPU shuts down). */
+export const STOP_SHUTDOWN = 3;
+/** The CPU left 64-bit mode: 16/32-bit code is not decoded yet (`cpu.mode`). */
+export const STOP_MODE = 4;
+
+/** Whether a pending NMI or interrupt could be taken now (HLT wakes for it). */
+function interruptReady(c: Cpu): boolean {
+  return (c.pendingNmi && !c.nmiBlocked) || (c.pendingIrq >= 0 && (c.flags.bits & IF) !== 0);
+}
 
 export class Interpreter {
   /** For instructions that cross a page: decoded into this record each time, never cached. */
@@ -32,26 +67,70 @@ export class Interpreter {
     let left = budget;
     c.exVector = -1;
     c.halted = false;
-    try {
-      while (left > 0) {
-        const i = this.fetch(c);
-        execute(c, i);
-        c.instructions++;
+    for (;;) {
+      try {
+        while (left > 0) {
+          if (c.attention !== 0) {
+            const stop = this.boundary(c);
+            if (stop >= 0) return stop;
+          }
+          const i = this.fetch(c);
+          execute(c, i);
+          c.instructions++;
+          left--;
+          if (c.halted) {
+            if (!interruptReady(c)) return STOP_HLT;
+            c.halted = false; // a deliverable interrupt wakes it at the next boundary
+          }
+        }
+        return STOP_BUDGET;
+      } catch (e) {
+        if (e instanceof ShutdownError) return STOP_SHUTDOWN;
+        if (!(e instanceof X86Fault)) throw e;
+        const kind = c.exKind;
+        if (kind === TRAP_NONE) {
+          // Faults report the address of the faulting instruction.
+          c.r[32] = c.startLo;
+          c.r[33] = c.startHi;
+        } else {
+          c.instructions++;
+        }
+        const v = c.exVector;
+        if (!c.deliverFaults || v > 255) return STOP_EXCEPTION;
+        // Every delivery costs one unit of budget, so a fault loop still returns.
         left--;
-        if (c.halted) return STOP_HLT;
+        const soft = kind === TRAP_SOFTWARE;
+        const err = !soft && pushesErrorCode(v) ? c.exErrorCode : NO_ERROR_CODE;
+        c.exKind = TRAP_NONE;
+        c.exVector = -1;
+        try {
+          deliverEvent(c, v, err, soft ? EVENT_SOFTWARE : EVENT_EXCEPTION);
+        } catch (e2) {
+          if (e2 instanceof ShutdownError) return STOP_SHUTDOWN;
+          throw e2;
+        }
       }
-    } catch (e) {
-      if (!(e instanceof X86Fault)) throw e;
-      if (c.exVector !== VEC_BP) {
-        // Faults report the address of the faulting instruction.
-        c.r[32] = c.startLo;
-        c.r[33] = c.startHi;
-      } else {
-        c.instructions++;
-      }
-      return STOP_EXCEPTION;
     }
-    return STOP_BUDGET;
+  }
+
+  /**
+   * Between instructions when `attention` is set: an unsupported mode stops; a pending NMI or
+   * (with IF, outside an STI/MOV SS shadow) interrupt is delivered. Returns a STOP_* or -1.
+   */
+  private boundary(c: Cpu): number {
+    if (c.mode !== MODE_64) return STOP_MODE;
+    if (c.instructions !== c.shadowEnd) {
+      if (c.pendingNmi && !c.nmiBlocked) {
+        c.pendingNmi = false;
+        deliverEvent(c, VEC_NMI, NO_ERROR_CODE, EVENT_NMI);
+      } else if (c.pendingIrq >= 0 && (c.flags.bits & IF) !== 0) {
+        const v = c.pendingIrq;
+        c.pendingIrq = -1;
+        deliverEvent(c, v, NO_ERROR_CODE, EVENT_EXTERNAL);
+      }
+    }
+    c.updateAttention();
+    return -1;
   }
 
   /** Executes one instruction. */

@@ -25,8 +25,11 @@ export interface OpDef {
   readonly group?: readonly (OpDef | null)[];
   /** The row when an F3 prefix selects another instruction (POPCNT, TZCNT, LZCNT, PAUSE). */
   readonly f3?: OpDef;
-  /** Only the register form (mod = 3) is valid; the memory form is #UD. Or 'mem' for the reverse. */
-  readonly form?: 'reg' | 'mem';
+  /**
+   * Only the register form (mod = 3) is valid; the memory form is #UD. Or 'mem' for the reverse.
+   * 'modreg': ModRM.mod is ignored and rm always names a register (MOV CRn/DRn).
+   */
+  readonly form?: 'reg' | 'mem' | 'modreg';
 }
 
 function d(
@@ -220,9 +223,9 @@ ONE_BYTE[0xff] = group([
   d('inc', 'Ev', H.H_INCDEC, 0),
   d('dec', 'Ev', H.H_INCDEC, 1),
   d('call', 'Ev', H.H_CALL_E, 0, SZ_F64),
-  null, // far call: later (needs descriptor tables)
+  d('callf', 'M', H.H_CALL_FAR, 0, SZ_V, { form: 'mem' }),
   d('jmp', 'Ev', H.H_JMP_E, 0, SZ_F64),
-  null, // far jmp
+  d('jmpf', 'M', H.H_JMP_FAR, 0, SZ_V, { form: 'mem' }),
   d('push', 'Ev', H.H_PUSH_E, 0, SZ_D64),
   null,
 ]);
@@ -282,9 +285,76 @@ TWO_BYTE[0xc7] = group([
   null,
   null,
   null,
-  null,
+  // RDSEED is not advertised; F3 selects RDPID.
+  d('(bad)', 'Ev', H.H_UD, 0, SZ_V, {
+    f3: d('rdpid', 'Ev', H.H_RDPID, 0, SZ_F64, { form: 'reg' }),
+  }),
 ]);
 for (let r = 0; r < 8; r++) TWO_BYTE[0xc8 + r] = d('bswap', 'Zv', H.H_BSWAP);
+
+// ---- system architecture (APM vol. 3, chapter 4; Appendix A group 6/7)
+ONE_BYTE[0x8c] = d('mov', 'Ev,Sw', H.H_MOV_E_SREG);
+ONE_BYTE[0x8e] = d('mov', 'Sw,Ew', H.H_MOV_SREG_E, 0, SZ_W);
+ONE_BYTE[0x9a] = d('callf', 'Ap', H.H_CALL_FAR_PTR);
+ONE_BYTE[0xea] = d('jmpf', 'Ap', H.H_JMP_FAR_PTR);
+ONE_BYTE[0xca] = d('retf', 'Iw', H.H_RETF);
+ONE_BYTE[0xcb] = d('retf', '', H.H_RETF);
+ONE_BYTE[0xcd] = d('int', 'Ib', H.H_INT, 0, SZ_B);
+ONE_BYTE[0xce] = d('into', '', H.H_INTO);
+ONE_BYTE[0xcf] = d('iret', '', H.H_IRET);
+ONE_BYTE[0xf1] = d('int1', '', H.H_INT1);
+ONE_BYTE[0xfa] = d('cli', '', H.H_CLI);
+ONE_BYTE[0xfb] = d('sti', '', H.H_STI);
+TWO_BYTE[0x00] = group(
+  [
+    d('sldt', 'Ev', H.H_SLDT, 0),
+    d('str', 'Ev', H.H_SLDT, 1),
+    d('lldt', 'Ew', H.H_LLDT, 0, SZ_W),
+    d('ltr', 'Ew', H.H_LTR, 0, SZ_W),
+    null, // VERR
+    null, // VERW
+    null,
+    null,
+  ],
+  'Ew',
+);
+TWO_BYTE[0x01] = group([
+  d('sgdt', 'M', H.H_SDT, 0, SZ_V, { form: 'mem' }),
+  d('sidt', 'M', H.H_SDT, 1, SZ_V, { form: 'mem' }),
+  d('lgdt', 'M', H.H_LDT_TABLE, 0, SZ_V, { form: 'mem' }),
+  d('lidt', 'M', H.H_LDT_TABLE, 1, SZ_V, { form: 'mem' }),
+  d('smsw', 'Ev', H.H_SMSW),
+  null,
+  d('lmsw', 'Ew', H.H_LMSW, 0, SZ_W),
+  d('invlpg', 'M', H.H_INVLPG, 0, SZ_B, { form: 'mem' }),
+]);
+TWO_BYTE[0x05] = d('syscall', '', H.H_SYSCALL);
+TWO_BYTE[0x06] = d('clts', '', H.H_CLTS);
+TWO_BYTE[0x07] = d('sysret', '', H.H_SYSRET);
+TWO_BYTE[0x20] = d('mov', 'Ev,Cd', H.H_MOV_R_CR, 0, SZ_F64, { form: 'modreg' });
+TWO_BYTE[0x21] = d('mov', 'Ev,Dd', H.H_MOV_R_DR, 0, SZ_F64, { form: 'modreg' });
+TWO_BYTE[0x22] = d('mov', 'Cd,Ev', H.H_MOV_CR_R, 0, SZ_F64, { form: 'modreg' });
+TWO_BYTE[0x23] = d('mov', 'Dd,Ev', H.H_MOV_DR_R, 0, SZ_F64, { form: 'modreg' });
+TWO_BYTE[0x30] = d('wrmsr', '', H.H_WRMSR);
+TWO_BYTE[0x32] = d('rdmsr', '', H.H_RDMSR);
+TWO_BYTE[0xa0] = d('push', 'fs', H.H_PUSH_SREG, 4, SZ_D64);
+TWO_BYTE[0xa1] = d('pop', 'fs', H.H_POP_SREG, 4, SZ_D64);
+TWO_BYTE[0xa8] = d('push', 'gs', H.H_PUSH_SREG, 5, SZ_D64);
+TWO_BYTE[0xa9] = d('pop', 'gs', H.H_POP_SREG, 5, SZ_D64);
+TWO_BYTE[0xb2] = d('lss', 'Gv,M', H.H_LFP, 2, SZ_V, { form: 'mem' });
+TWO_BYTE[0xb4] = d('lfs', 'Gv,M', H.H_LFP, 4, SZ_V, { form: 'mem' });
+TWO_BYTE[0xb5] = d('lgs', 'Gv,M', H.H_LFP, 5, SZ_V, { form: 'mem' });
+
+/**
+ * Group 7 encodings with ModRM.mod = 3 that are whole instructions, by ModRM byte (the /4 SMSW
+ * and /6 LMSW register forms go through the group row instead).
+ */
+export const GROUP7_REG: ReadonlyMap<number, OpDef> = new Map([
+  [0xca, d('clac', '', H.H_CLAC, 0)],
+  [0xcb, d('stac', '', H.H_CLAC, 1)],
+  [0xf8, d('swapgs', '', H.H_SWAPGS)],
+  [0xf9, d('rdtscp', '', H.H_RDTSCP)],
+]);
 
 /** ENDBR64 (F3 0F 1E FA), named for the disassembler; it executes as the hint NOP it is. */
 export const ENDBR64 = d('endbr64', '', H.H_NOP);

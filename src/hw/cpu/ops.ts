@@ -86,7 +86,57 @@ export const H_ENTER = 65;
 export const H_XLAT = 66;
 export const H_MOVBE_GE = 67;
 export const H_MOVBE_EG = 68;
-export const HANDLER_COUNT = 69;
+// System architecture (70-119; semantics in system.ts, far.ts).
+/** MOV r64, CRn (reg = n). */
+export const H_MOV_R_CR = 70;
+export const H_MOV_CR_R = 71;
+export const H_MOV_R_DR = 72;
+export const H_MOV_DR_R = 73;
+/** sub 0 SGDT, 1 SIDT. */
+export const H_SDT = 74;
+/** sub 0 LGDT, 1 LIDT. */
+export const H_LDT_TABLE = 75;
+export const H_SMSW = 76;
+export const H_LMSW = 77;
+export const H_INVLPG = 78;
+export const H_CLTS = 79;
+/** sub 0 SLDT, 1 STR. */
+export const H_SLDT = 80;
+export const H_LLDT = 81;
+export const H_LTR = 82;
+export const H_RDMSR = 83;
+export const H_WRMSR = 84;
+export const H_CLI = 85;
+export const H_STI = 86;
+/** sub 0 CLAC, 1 STAC. */
+export const H_CLAC = 87;
+/** MOV Sreg, Ew (8E). */
+export const H_MOV_SREG_E = 88;
+/** MOV Ev, Sreg (8C). */
+export const H_MOV_E_SREG = 89;
+/** sub = Sreg. */
+export const H_PUSH_SREG = 90;
+export const H_POP_SREG = 91;
+/** LSS/LFS/LGS (and LDS/LES outside 64-bit mode): sub = Sreg. */
+export const H_LFP = 92;
+export const H_SWAPGS = 93;
+export const H_SYSCALL = 94;
+export const H_SYSRET = 95;
+/** INT imm8. */
+export const H_INT = 96;
+export const H_INTO = 97;
+export const H_INT1 = 98;
+export const H_IRET = 99;
+/** JMP FAR m16:16/32/64 (FF /5). */
+export const H_JMP_FAR = 100;
+export const H_CALL_FAR = 101;
+/** RETF [imm16]. */
+export const H_RETF = 102;
+export const H_RDPID = 103;
+/** JMP/CALL FAR ptr16:16/32 (EA, 9A; not in 64-bit mode): offset in imm, selector in imm2. */
+export const H_JMP_FAR_PTR = 104;
+export const H_CALL_FAR_PTR = 105;
+export const HANDLER_COUNT = 106;
 
 /** ALU operation numbers (the reg field of group 1 and bits 5:3 of opcodes 00..3F). */
 export const ALU_ADD = 0;

@@ -31,6 +31,8 @@ export interface Translator {
    * returns -1 and sets `out.vector`/`out.errorCode`. The address is canonical (the CPU checks).
    */
   translate(lo: number, hi: number, access: number, user: boolean, out: TranslateResult): number;
+  /** Takes new paging registers (MOV CRn, WRMSR EFER); absent for fixed mappings. */
+  setControl?(cr0: bigint, cr3: bigint, cr4: bigint, efer: bigint): void;
 }
 
 /**
