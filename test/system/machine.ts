@@ -13,13 +13,25 @@
 // Lives in test/ rather than src/hw/cpu: it is test support (the builder needs a host gcc), and
 // bench/cpu.bench.ts imports it from here, so the benchmark runs exactly what the tests check.
 
-import { type CpuPlatform, MINIMAL_PLATFORM } from '../../src/hw/cpu/cpu.js';
-import { Cpu, RSP, SEG_CS } from '../../src/hw/cpu/cpu.js';
+import {
+  Cpu,
+  type CpuPlatform,
+  MINIMAL_PLATFORM,
+  RSP,
+  SEG_CS,
+  SEG_DS,
+  SEG_ES,
+  SEG_FS,
+  SEG_GS,
+  SEG_SS,
+} from '../../src/hw/cpu/cpu.js';
 import {
   Interpreter,
   STOP_BUDGET,
   STOP_EXCEPTION,
   STOP_HLT,
+  STOP_MODE,
+  STOP_SHUTDOWN,
 } from '../../src/hw/cpu/interpreter.js';
 import { PagingTranslator } from '../../src/hw/cpu/paging-translator.js';
 import { FlatTranslator } from '../../src/hw/cpu/translator.js';
@@ -42,15 +54,20 @@ export const RUNNER_STACK_TOP = 0x7ff0;
 export const ROM_BASE = 0xf0000;
 export const ROM_SIZE = 0x10000;
 
-const CR0_PE_WP_PG = (1n << 31n) | (1n << 16n) | 1n;
-const CR4_PAE = 1n << 5n;
-const EFER_LME_LMA_NXE = (1n << 8n) | (1n << 10n) | (1n << 11n);
-
 /** How a 64-bit program's addresses are translated. */
 export type LongModeSetup = 'flat' | 'paging';
 
+export interface MachineOptions {
+  /**
+   * Exceptions and INT n go through the guest's IDT (`Cpu.deliverFaults`). Off, the run stops at
+   * the first exception, which is what a program without an IDT wants reported.
+   */
+  readonly deliverEvents?: boolean;
+}
+
 export interface RunResult {
-  readonly stop: 'hlt' | 'budget' | 'exception';
+  /** 'mode': the CPU entered a mode the interpreter does not run; 'shutdown': a triple fault. */
+  readonly stop: 'hlt' | 'budget' | 'exception' | 'shutdown' | 'mode';
   /** Instructions retired by this run. */
   readonly instructions: number;
   /** The mailbox's bytes, then the debug port's, as Latin-1 text. */
@@ -64,6 +81,14 @@ export interface RunResult {
 /** Exit code before a program stores one. */
 const NO_EXIT = 0xffff_ffff;
 
+const STOPS: Record<number, RunResult['stop']> = {
+  [STOP_HLT]: 'hlt',
+  [STOP_BUDGET]: 'budget',
+  [STOP_EXCEPTION]: 'exception',
+  [STOP_SHUTDOWN]: 'shutdown',
+  [STOP_MODE]: 'mode',
+};
+
 export class SystemMachine {
   readonly memory = new PhysicalMemory(MEMORY_BYTES);
   readonly rmp = new Rmp(this.memory.pageCount);
@@ -74,7 +99,7 @@ export class SystemMachine {
   /** Bytes written to port 0xE9. */
   readonly portOutput: number[] = [];
 
-  private constructor(flat: boolean) {
+  private constructor(flat: boolean, options: MachineOptions) {
     const platform: CpuPlatform = {
       ...MINIMAL_PLATFORM,
       ioOut: (port, size, value) => {
@@ -86,6 +111,7 @@ export class SystemMachine {
     }
     const bytes = this.memory.bytes;
     this.cpu = new Cpu(bytes, new FlatTranslator(0, MEMORY_BYTES), undefined, platform);
+    this.cpu.deliverFaults = options.deliverEvents ?? false;
     if (flat) {
       this.paging = null;
     } else {
@@ -98,21 +124,22 @@ export class SystemMachine {
   }
 
   /**
-   * A 64-bit program (static ELF) at CPL 0 in long mode, at its entry point. 'flat': virtual =
-   * physical over all of memory (FlatTranslator). 'paging': the same through 4-level page tables
-   * the runner builds at RUNNER_PML4, with page 0 not present so null pointers fault.
+   * A 64-bit program (static ELF) at CPL 0 in long mode, at its entry point, with the CPU's
+   * default flat 64-bit segments. 'flat': virtual = physical over all of memory (FlatTranslator).
+   * 'paging': the same through 4-level page tables the runner builds at RUNNER_PML4 (CR3), with
+   * page 0 not present so null pointers fault.
    */
-  static longMode(elf: Uint8Array, setup: LongModeSetup): SystemMachine {
-    const m = new SystemMachine(setup === 'flat');
+  static longMode(
+    elf: Uint8Array,
+    setup: LongModeSetup,
+    options: MachineOptions = {},
+  ): SystemMachine {
+    const m = new SystemMachine(setup === 'flat', options);
     const image = loadElf(elf, m.memory.bytes);
     if (m.paging !== null) {
       m.buildIdentityTables();
-      m.paging.setControl(
-        CR0_PE_WP_PG,
-        BigInt(RUNNER_PML4) | (1n << BigInt(C_BIT)),
-        CR4_PAE,
-        EFER_LME_LMA_NXE,
-      );
+      m.cpu.cr3 = BigInt(RUNNER_PML4) | (1n << BigInt(C_BIT));
+      m.cpu.controlChanged();
     }
     m.cpu.rip = BigInt(image.entry);
     m.cpu.setReg64(RSP, BigInt(RUNNER_STACK_TOP));
@@ -120,21 +147,30 @@ export class SystemMachine {
   }
 
   /**
-   * A flat ROM image of at most 64 KiB loaded at ROM_BASE (its end at 1 MiB), started in real mode
-   * at a reset-like state: CS base 0xF0000 with IP 0xFFF0 (the reset vector, as after a BIOS's
-   * first far jump), paging and protection off, EFER clear.
+   * A flat ROM image of at most 64 KiB loaded to end at 1 MiB, started in real mode at a
+   * reset-like state (APM vol. 2, 14.1.3): CS selector 0xF000 with base 0xF0000 and IP 0xFFF0 (the
+   * reset vector, as after a BIOS's first far jump; the true reset base 0xFFFF0000 lies outside
+   * this machine's memory), data segments 0 with 64 KiB limits, CR0 = 0x60000010, CR3 = CR4 = EFER
+   * = 0, GDTR/IDTR base 0 limit 0xFFFF, RFLAGS = 2. Events are delivered (real-mode IVT, then the
+   * program's IDT).
    */
   static realMode(rom: Uint8Array): SystemMachine {
     if (rom.length > ROM_SIZE) throw new RangeError(`ROM of ${rom.length} bytes exceeds 64 KiB`);
-    const m = new SystemMachine(false);
+    const m = new SystemMachine(false, { deliverEvents: true });
     m.memory.bytes.set(rom, ROM_BASE + ROM_SIZE - rom.length);
     const c = m.cpu;
-    // APM vol. 2, 14.1.3 (processor state after reset): CR0 = 0x60000010, CR4 = EFER = 0.
     c.cr0 = 0x6000_0010;
+    c.cr3 = 0n;
     c.cr4 = 0;
     c.efer = 0;
-    m.paging!.setControl(BigInt(c.cr0), 0n, 0n, 0n);
-    c.segBase[2 * SEG_CS] = ROM_BASE;
+    c.gdtrBase = 0n;
+    c.gdtrLimit = 0xffff;
+    c.idtrBase = 0n;
+    c.idtrLimit = 0xffff;
+    // Attributes: present, S, code execute/read accessed (0x9b) or data read/write accessed (0x93).
+    c.setSegment(SEG_CS, 0xf000, BigInt(ROM_BASE), 0xffff, 0x9b);
+    for (const s of [SEG_DS, SEG_ES, SEG_SS, SEG_FS, SEG_GS]) c.setSegment(s, 0, 0n, 0xffff, 0x93);
+    c.controlChanged();
     c.rip = 0xfff0n;
     c.rflags = 0x2;
     return m;
@@ -157,7 +193,7 @@ export class SystemMachine {
     }
   }
 
-  /** Runs until HLT, an exception or `budget` instructions. */
+  /** Runs until HLT, an exception, a shutdown, an unsupported mode or `budget` instructions. */
   run(budget: number): RunResult {
     const c = this.cpu;
     const before = c.instructions;
@@ -168,7 +204,7 @@ export class SystemMachine {
     const mailbox = Buffer.from(this.memory.bytes.subarray(MAILBOX.buf, MAILBOX.buf + len));
     const exit = view.getUint32(MAILBOX.exit, true);
     return {
-      stop: stop === STOP_HLT ? 'hlt' : stop === STOP_BUDGET ? 'budget' : 'exception',
+      stop: STOPS[stop] ?? 'exception',
       instructions: c.instructions - before,
       output: mailbox.toString('latin1') + Buffer.from(this.portOutput).toString('latin1'),
       exitCode: exit === NO_EXIT ? null : exit,
