@@ -30,7 +30,6 @@ import {
   STOP_BUDGET,
   STOP_EXCEPTION,
   STOP_HLT,
-  STOP_MODE,
   STOP_SHUTDOWN,
 } from '../../src/hw/cpu/interpreter.js';
 import { PagingTranslator } from '../../src/hw/cpu/paging-translator.js';
@@ -66,8 +65,10 @@ export interface MachineOptions {
 }
 
 export interface RunResult {
-  /** 'mode': the CPU entered a mode the interpreter does not run; 'shutdown': a triple fault. */
-  readonly stop: 'hlt' | 'budget' | 'exception' | 'shutdown' | 'mode';
+  /** 'shutdown': a triple fault; 'other': a reason this runner does not name (see stopCode). */
+  readonly stop: 'hlt' | 'budget' | 'exception' | 'shutdown' | 'other';
+  /** The interpreter's STOP_* code. */
+  readonly stopCode: number;
   /** Instructions retired by this run. */
   readonly instructions: number;
   /** The mailbox's bytes, then the debug port's, as Latin-1 text. */
@@ -86,7 +87,6 @@ const STOPS: Record<number, RunResult['stop']> = {
   [STOP_BUDGET]: 'budget',
   [STOP_EXCEPTION]: 'exception',
   [STOP_SHUTDOWN]: 'shutdown',
-  [STOP_MODE]: 'mode',
 };
 
 export class SystemMachine {
@@ -193,7 +193,7 @@ export class SystemMachine {
     }
   }
 
-  /** Runs until HLT, an exception, a shutdown, an unsupported mode or `budget` instructions. */
+  /** Runs until HLT, an exception, a shutdown, another stop of the interpreter or `budget`. */
   run(budget: number): RunResult {
     const c = this.cpu;
     const before = c.instructions;
@@ -204,7 +204,8 @@ export class SystemMachine {
     const mailbox = Buffer.from(this.memory.bytes.subarray(MAILBOX.buf, MAILBOX.buf + len));
     const exit = view.getUint32(MAILBOX.exit, true);
     return {
-      stop: STOPS[stop] ?? 'exception',
+      stop: STOPS[stop] ?? 'other',
+      stopCode: stop,
       instructions: c.instructions - before,
       output: mailbox.toString('latin1') + Buffer.from(this.portOutput).toString('latin1'),
       exitCode: exit === NO_EXIT ? null : exit,
