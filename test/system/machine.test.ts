@@ -59,4 +59,10 @@ describe('system-test runner', () => {
     });
     expect(m.cpu.getReg64(4)).toBe(BigInt(RUNNER_STACK_TOP - 8));
   });
+
+  it('reports a triple fault as a shutdown when events are delivered', () => {
+    // The IDT (base 0) holds zeros: #UD finds no present gate (#NP), nor does #NP, nor #DF.
+    const m = SystemMachine.longMode(program('0f0b'), 'flat', { deliverEvents: true });
+    expect(m.run(100)).toMatchObject({ stop: 'shutdown', exception: null });
+  });
 });
