@@ -37,7 +37,8 @@ import { FlatTranslator } from '../../src/hw/cpu/translator.js';
 import { MIN_MEMORY_BYTES, PhysicalMemory } from '../../src/hw/memory.js';
 import { makePte, PTE_FLAGS } from '../../src/hw/mmu.js';
 import { Rmp } from '../../src/hw/rmp.js';
-import { loadElf } from './elf.js';
+import { ELF_PF } from '../../src/arch/index.js';
+import { type ElfImage, loadElf } from './elf.js';
 
 export const MEMORY_BYTES = MIN_MEMORY_BYTES;
 /** The C-bit position of this machine's page tables. */
@@ -98,6 +99,8 @@ export class SystemMachine {
   readonly paging: PagingTranslator | null;
   /** Bytes written to port 0xE9. */
   readonly portOutput: number[] = [];
+  /** The loaded ELF and its image (long-mode programs), for `restart`. */
+  private elf: { file: Uint8Array; image: ElfImage } | null = null;
 
   private constructor(flat: boolean, options: MachineOptions) {
     const platform: CpuPlatform = {
@@ -136,14 +139,41 @@ export class SystemMachine {
   ): SystemMachine {
     const m = new SystemMachine(setup === 'flat', options);
     const image = loadElf(elf, m.memory.bytes);
+    m.elf = { file: elf, image };
     if (m.paging !== null) {
       m.buildIdentityTables();
       m.cpu.cr3 = BigInt(RUNNER_PML4) | (1n << BigInt(C_BIT));
       m.cpu.controlChanged();
     }
-    m.cpu.rip = BigInt(image.entry);
-    m.cpu.setReg64(RSP, BigInt(RUNNER_STACK_TOP));
+    m.enter();
     return m;
+  }
+
+  private enter(): void {
+    this.cpu.rip = BigInt(this.elf!.image.entry);
+    this.cpu.setReg64(RSP, BigInt(RUNNER_STACK_TOP));
+  }
+
+  /**
+   * Runs a long-mode program again from its entry point in the same machine: its writable
+   * segments are reloaded, the mailbox and port output cleared; code pages and everything the CPU
+   * cached about them stay (a guest running code it has run before). For programs that do not
+   * change their control state (the C programs on the runner's page tables).
+   */
+  restart(): void {
+    if (this.elf === null) throw new Error('restart needs a program loaded by longMode');
+    const { file, image } = this.elf;
+    const mem = this.memory.bytes;
+    for (const seg of image.segments) {
+      if ((seg.flags & ELF_PF.W) === 0) continue;
+      mem.set(file.subarray(seg.offset, seg.offset + seg.filesz), seg.paddr);
+      mem.fill(0, seg.paddr + seg.filesz, seg.paddr + seg.memsz);
+      this.cpu.code.invalidate(seg.paddr, seg.memsz);
+    }
+    mem.fill(0, MAILBOX.len, MAILBOX.buf + MAILBOX.cap);
+    new DataView(mem.buffer, mem.byteOffset).setUint32(MAILBOX.exit, NO_EXIT, true);
+    this.portOutput.length = 0;
+    this.enter();
   }
 
   /**

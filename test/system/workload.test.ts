@@ -53,4 +53,15 @@ describe('the C workload', () => {
     expect(r.exception).toMatchObject({ vector: 14, rip: 0n });
     expect(m.memory.bytes[MAILBOX.len]).toBe(0);
   });
+
+  it('prints the same again when restarted in the same machine (code stays cached)', () => {
+    const m = SystemMachine.longMode(elf, 'paging');
+    const first = m.run(100_000_000);
+    const pages = m.cpu.code.invalidations;
+    m.restart();
+    const again = m.run(100_000_000);
+    expect(again).toEqual(first);
+    expect(again.output).toBe(expectedWorkloadOutput());
+    expect(m.cpu.code.invalidations).toBe(pages);
+  });
 });
