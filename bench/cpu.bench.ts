@@ -6,6 +6,7 @@
 // several runs restarted in the same machine after a first run has decoded (and, with a JIT,
 // compiled) its code. cpu.mixed_cold_mips: the same on a fresh machine each run, decoding
 // included. cpu.mixed_instructions: the instructions one run retires.
+// cpu.sse_scan_mips / cpu.sse_fp_mips: an SSE2 string scan and a scalar-double loop.
 
 import { Cpu } from '../src/hw/cpu/cpu.js';
 import { Interpreter, STOP_BUDGET } from '../src/hw/cpu/interpreter.js';
@@ -18,7 +19,12 @@ import type { Bench } from './harness.js';
 const BASE = 0x40_0000;
 
 /** Runs `code` for `instructions` guest instructions and returns MIPS (best of `rounds`). */
-function loopMips(code: string, instructions: number, rounds = 3): number {
+function mips(
+  code: string,
+  instructions: number,
+  setup: (cpu: Cpu) => void = () => {},
+  rounds = 3,
+): number {
   let best = 0;
   for (let k = 0; k < rounds; k++) {
     const mem = new Uint8Array(0x10000);
@@ -26,6 +32,7 @@ function loopMips(code: string, instructions: number, rounds = 3): number {
     const cpu = new Cpu(mem, new FlatTranslator(BASE, 0x10000));
     cpu.rip = BigInt(BASE);
     cpu.setReg64(4, BigInt(BASE + 0x8000));
+    setup(cpu);
     const interp = new Interpreter(cpu);
     interp.run(100_000); // warm-up
     const start = process.hrtime.bigint();
@@ -79,10 +86,16 @@ function workloadColdMips(rounds = 3): number {
   return best;
 }
 
+// strlen-style SSE2 scan: l: movdqa xmm1,[rsi+rdx]; pcmpeqb xmm1,xmm0; pmovmskb eax,xmm1;
+// add rdx,16; and edx,0xff0; test eax,eax; jz l (no match in a zero buffer: runs to the budget)
+const SSE_SCAN = '660f6f0c16660f74c8660fd7c14883c21081e2f00f000085c074e5';
+// scalar double arithmetic: l: addsd xmm2,xmm3; mulsd xmm2,xmm4; dec rcx; jnz l
+const SSE_FP = 'f20f58d3f20f59d448ffc975f3';
+
 export const benches: Bench[] = [
   {
     name: 'cpu.loop_mips',
-    run: () => loopMips(LOOP, 30_000_000),
+    run: () => mips(LOOP, 30_000_000),
   },
   {
     name: 'cpu.mixed_mips',
@@ -99,5 +112,22 @@ export const benches: Bench[] = [
         SystemMachine.longMode(buildProgram('workload'), 'flat'),
         expectedWorkloadOutput(),
       ).result.instructions,
+  },
+  {
+    name: 'cpu.sse_scan_mips',
+    run: () =>
+      mips(SSE_SCAN, 10_000_000, (cpu) => {
+        cpu.setReg64(6, BigInt(BASE + 0x1000));
+        cpu.simd.setXmm(0, 0x01010101010101010101010101010101n);
+      }),
+  },
+  {
+    name: 'cpu.sse_fp_mips',
+    run: () =>
+      mips(SSE_FP, 10_000_000, (cpu) => {
+        cpu.setReg64(1, 0x7fff_ffffn);
+        cpu.simd.setXmm(3, 0x3ff0000000000000n); // 1.0
+        cpu.simd.setXmm(4, 0x3fefffffffffffffn); // just below 1.0
+      }),
   },
 ];

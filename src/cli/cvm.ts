@@ -1,11 +1,12 @@
 // Assembles a confidential VM for the CLI: the machine with this machine's chip identity, the SVSM
-// engine at VMPL0, a scripted guest at VMPL2, the host, and the launch image (built now, or read
-// from an IGVM file).
+// engine at VMPL0, a scripted guest (or the x86 engine) at VMPL2, the host, and the launch image
+// (built now, or read from an IGVM file).
 
 import { readFileSync } from 'node:fs';
 import { buildCpuidPage, type GuestProgram } from '../arch/index.js';
 import { ScriptedEngine } from '../hw/engines/scripted-engine.js';
 import { SvsmEngine } from '../hw/engines/svsm-engine.js';
+import { X86Engine } from '../hw/engines/x86-engine.js';
 import { Machine } from '../hw/machine.js';
 import type { ChipIdentity } from '../hw/asp/chip-identity.js';
 import { parseMemorySize } from '../hw/memory.js';
@@ -38,6 +39,11 @@ export interface CvmOptions {
   readonly onHostLog: (line: string) => void;
   readonly onSerialLine: (line: string) => void;
   readonly onGuestLog?: (line: string) => void;
+  /**
+   * What runs VMPL2: the scripted `program` (default) or the x86 interpreter on the VMSA the SVSM
+   * made (which needs the guest's entry state in 64-bit mode; see hw/engines/x86-engine.ts).
+   */
+  readonly guestEngine?: 'scripted' | 'x86';
 }
 
 export interface Cvm {
@@ -77,7 +83,7 @@ export function createCvm(program: GuestProgram, o: CvmOptions): Cvm {
   });
   const guest = new ScriptedEngine(machine, () => program, o.onGuestLog);
   machine.engines[0] = new SvsmEngine(machine);
-  machine.engines[2] = guest;
+  machine.engines[2] = o.guestEngine === 'x86' ? new X86Engine(machine) : guest;
   // The SVSM's console, with panic backtraces mapped back to its TypeScript sources.
   const symbolize = backtraceSymbolizer(svsmBundleWithMap().map);
   let line: number[] = [];

@@ -19,6 +19,7 @@ const SVM_EXIT_NPF = 0x400n;
 const SVM_EXIT_VMGEXIT = 0x403n;
 const SVM_EXIT_HLT = 0x78n;
 const SVM_EXIT_SHUTDOWN = 0x7fn;
+const SVM_EXIT_INTR = 0x60n;
 /** GHCBInfo of a GHCB MSR value: zero for a GHCB page's GPA, else an MSR-protocol request. */
 const GHCB_MSR_INFO_MASK =
   ((1n << BigInt(GHCB_MSR_VALUE.specs.info.width)) - 1n) << BigInt(GHCB_MSR_VALUE.specs.info.lo);
@@ -209,6 +210,11 @@ export class Vm implements VmContext {
       case SVM_EXIT_NPF:
         this.count('npf');
         return this.handleNpf(hv, exit);
+      case SVM_EXIT_INTR:
+        // A host timer tick (the x86 engine's time slice): the vCPU stays runnable at the same
+        // VMSA and the other vCPUs get their turn.
+        this.count('intr');
+        return 'suspend';
       case SVM_EXIT_HLT:
         this.count('hlt');
         this.log(`vCPU ${vcpu.apicId} VMPL${from.vmpl} halted`);

@@ -263,6 +263,28 @@ export class Rmp {
   }
 
   /**
+   * RMPADJUST with its RDX operand as the instruction takes it: [7:0] target VMPL, [15:8]
+   * permission mask, [16] VMSA (reference/sev-snp-abi.md 7.4). [uncertain] higher bits are ignored.
+   */
+  rmpadjustRdx(
+    callerVmpl: number,
+    cpl: number,
+    gpa: number,
+    size2M: boolean,
+    attributes: number,
+  ): RmpInstructionResult {
+    return this.rmpadjust(
+      callerVmpl,
+      cpl,
+      gpa,
+      size2M,
+      attributes & 0xff,
+      (attributes >>> 8) & 0xff,
+      (attributes & 0x10000) !== 0,
+    );
+  }
+
+  /**
    * RMPUPDATE as the hypervisor uses it for page-state changes: assign a page (or a 2 MiB region)
    * to the guest, or give it back to the hypervisor (shared). Assigning clears Validated, VMSA and
    * every VMPL permission, as the hardware does. Immutable entries are refused.

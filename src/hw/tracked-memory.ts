@@ -18,6 +18,7 @@ export class TrackedMemory extends PhysicalMemory {
   private readonly written: Uint8Array;
   /** Someone took the bytes without promising to mark: no page is known to be zero any more. */
   private untracked = false;
+  private readonly storeListeners: ((gpa: number, length: number) => void)[] = [];
 
   constructor(size?: number) {
     super(size);
@@ -43,9 +44,23 @@ export class TrackedMemory extends PhysicalMemory {
     return this.raw;
   }
 
+  /**
+   * Called with every range a marking writer stores to (markWritten, write, fill, page), so caches
+   * of memory contents (decoded x86 code) can forget it. The CPU's own stores are not reported:
+   * the CPU keeps its code cache coherent itself.
+   */
+  onStore(listener: (gpa: number, length: number) => void): void {
+    this.storeListeners.push(listener);
+  }
+
+  private stored(gpa: number, length: number): void {
+    for (const l of this.storeListeners) l(gpa, length);
+  }
+
   /** Records a store to [gpa, gpa+length) (conservatively: whole pages, any value). */
   markWritten(gpa: number, length: number): void {
     if (length <= 0) return;
+    if (this.storeListeners.length !== 0) this.stored(gpa, length);
     const first = Math.floor(gpa / PAGE_SIZE);
     const last = Math.floor((gpa + length - 1) / PAGE_SIZE);
     if (first === last) this.written[first] = 1;
@@ -65,6 +80,7 @@ export class TrackedMemory extends PhysicalMemory {
     this.checkRange(pfn * PAGE_SIZE, PAGE_SIZE);
     // The caller may store through the view: the page counts as written.
     this.written[pfn] = 1;
+    this.stored(pfn * PAGE_SIZE, PAGE_SIZE);
     return this.raw.subarray(pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE);
   }
 
@@ -83,6 +99,7 @@ export class TrackedMemory extends PhysicalMemory {
     this.checkRange(gpa, length);
     this.raw.fill(value, gpa, gpa + length);
     if (value !== 0) this.markWritten(gpa, length);
+    else this.stored(gpa, length);
   }
 }
 

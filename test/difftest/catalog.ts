@@ -18,6 +18,8 @@ import {
   SF,
   ZF,
 } from './forms.js';
+import { SSE_FORMS } from './catalog-sse.js';
+import { X87_FORMS } from './catalog-x87.js';
 import { DATA } from './layout.js';
 
 const ALL = CF | PF | AF | ZF | SF | OF;
@@ -643,4 +645,4 @@ function setRel32(b: Builder, target: number): void {
   for (let k = 0; k < 4; k++) b.bytes[at + k] = (rel >> (8 * k)) & 0xff;
 }
 
-export const FORMS: readonly Form[] = forms;
+export const FORMS: readonly Form[] = [...forms, ...SSE_FORMS, ...X87_FORMS];

@@ -22,6 +22,24 @@ export interface Case {
   readonly mem: [number, bigint][];
   /** Flags the architecture leaves undefined for this case (not compared). */
   readonly undef: number;
+  /** SIMD state (MXCSR and XMM0-15 as 32 qwords, low first), when the form uses it. */
+  readonly simd?: SimdCase;
+  /** x87 state: FCW and the values loaded (ST0 first, as float64 bits). */
+  readonly x87?: X87Case;
+}
+
+export interface X87Case {
+  fcw: number;
+  st: bigint[];
+  /** FSW bits compared (PE/UE/OE/DE and C1 are not tracked by the simulator). */
+  fswMask: number;
+}
+
+export interface SimdCase {
+  mxcsr: number;
+  xmm: bigint[];
+  /** MXCSR bits compared (status flags the simulator does not track are left out). */
+  mxcsrMask: number;
 }
 
 /** mulberry32: small, fast, deterministic. */
@@ -96,6 +114,8 @@ export class Builder {
   readonly seed: number;
   readonly mem: [number, bigint][] = [];
   undef = 0;
+  simd: SimdCase | undefined = undefined;
+  x87: X87Case | undefined = undefined;
   /** Data offset of the memory operand, when there is one. */
   memOff = -1;
   /** A RIP-relative displacement to fill in once the instruction's length is known. */
@@ -117,6 +137,8 @@ export class Builder {
       regs: this.regs,
       mem: this.mem,
       undef: this.undef,
+      ...(this.simd !== undefined ? { simd: this.simd } : {}),
+      ...(this.x87 !== undefined ? { x87: this.x87 } : {}),
     };
   }
 

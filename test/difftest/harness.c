@@ -10,7 +10,14 @@
  *   T <code bytes> <seed> <rflags> <rax> ... <r15> <n> [<data offset> <qword>]*n
  * answered by one stdout line:
  *   R <landing id or -1> <signal or 0> <rip> <rflags> <rax> ... <r15> <n> [<data offset> <qword>]*n
- * listing the data qwords that differ from the initial contents.
+ * listing the data qwords that differ from the initial contents. A test line may end with
+ *   X <mxcsr> <xmm0 low> <xmm0 high> ... <xmm15 high>
+ * to set MXCSR and XMM0-15 (otherwise MXCSR = 0x1f80 and the XMM registers are zero); the answer
+ * then ends with the same section holding their final values. After it may come
+ *   F <fcw> <n> <st0 as double bits> ... <st(n-1)>
+ * to start from FNINIT, FLDCW fcw and n loaded values; the answer then ends with
+ *   F <fcw> <fsw> <abridged ftw> (<significand> <sign and exponent>)*8
+ * (ST0..ST7 as FXSAVE stores them).
  *
  * Normal completion needs no signal: every landing point in the code page stores its id and
  * jumps to `hx_save`, which stores all registers and RFLAGS. Faults arrive as signals, handled on
@@ -40,6 +47,9 @@ static const uint32_t LANDINGS[] = {0, 0x000, 0x040, 0x0c0, 0x140, 0x400, 0x800,
 
 uint64_t hx_in[16], hx_in_flags, hx_out[16], hx_out_flags, hx_host_rsp, hx_target;
 uint64_t hx_priv_stack[64];
+uint64_t hx_in_xmm[32] __attribute__((aligned(16))), hx_out_xmm[32] __attribute__((aligned(16)));
+uint32_t hx_in_mxcsr = 0x1f80, hx_out_mxcsr, hx_default_mxcsr = 0x1f80;
+uint8_t hx_out_fx[512] __attribute__((aligned(16)));
 
 void hx_run(void);
 __asm__(
@@ -55,6 +65,23 @@ __asm__(
     "  mov hx_in+56(%rip), %rdi\n mov hx_in+64(%rip), %r8\n mov hx_in+72(%rip), %r9\n"
     "  mov hx_in+80(%rip), %r10\n mov hx_in+88(%rip), %r11\n mov hx_in+96(%rip), %r12\n"
     "  mov hx_in+104(%rip), %r13\n mov hx_in+112(%rip), %r14\n mov hx_in+120(%rip), %r15\n"
+    "  ldmxcsr hx_in_mxcsr(%rip)\n"
+    "  movdqu hx_in_xmm+0(%rip), %xmm0\n"
+    "  movdqu hx_in_xmm+16(%rip), %xmm1\n"
+    "  movdqu hx_in_xmm+32(%rip), %xmm2\n"
+    "  movdqu hx_in_xmm+48(%rip), %xmm3\n"
+    "  movdqu hx_in_xmm+64(%rip), %xmm4\n"
+    "  movdqu hx_in_xmm+80(%rip), %xmm5\n"
+    "  movdqu hx_in_xmm+96(%rip), %xmm6\n"
+    "  movdqu hx_in_xmm+112(%rip), %xmm7\n"
+    "  movdqu hx_in_xmm+128(%rip), %xmm8\n"
+    "  movdqu hx_in_xmm+144(%rip), %xmm9\n"
+    "  movdqu hx_in_xmm+160(%rip), %xmm10\n"
+    "  movdqu hx_in_xmm+176(%rip), %xmm11\n"
+    "  movdqu hx_in_xmm+192(%rip), %xmm12\n"
+    "  movdqu hx_in_xmm+208(%rip), %xmm13\n"
+    "  movdqu hx_in_xmm+224(%rip), %xmm14\n"
+    "  movdqu hx_in_xmm+240(%rip), %xmm15\n"
     "  mov hx_in+32(%rip), %rsp\n"
     "  jmp *hx_target(%rip)\n"
     ".globl hx_save\n"
@@ -65,6 +92,26 @@ __asm__(
     "  mov %r9, hx_out+72(%rip)\n mov %r10, hx_out+80(%rip)\n mov %r11, hx_out+88(%rip)\n"
     "  mov %r12, hx_out+96(%rip)\n mov %r13, hx_out+104(%rip)\n mov %r14, hx_out+112(%rip)\n"
     "  mov %r15, hx_out+120(%rip)\n"
+    "  movdqu %xmm0, hx_out_xmm+0(%rip)\n"
+    "  movdqu %xmm1, hx_out_xmm+16(%rip)\n"
+    "  movdqu %xmm2, hx_out_xmm+32(%rip)\n"
+    "  movdqu %xmm3, hx_out_xmm+48(%rip)\n"
+    "  movdqu %xmm4, hx_out_xmm+64(%rip)\n"
+    "  movdqu %xmm5, hx_out_xmm+80(%rip)\n"
+    "  movdqu %xmm6, hx_out_xmm+96(%rip)\n"
+    "  movdqu %xmm7, hx_out_xmm+112(%rip)\n"
+    "  movdqu %xmm8, hx_out_xmm+128(%rip)\n"
+    "  movdqu %xmm9, hx_out_xmm+144(%rip)\n"
+    "  movdqu %xmm10, hx_out_xmm+160(%rip)\n"
+    "  movdqu %xmm11, hx_out_xmm+176(%rip)\n"
+    "  movdqu %xmm12, hx_out_xmm+192(%rip)\n"
+    "  movdqu %xmm13, hx_out_xmm+208(%rip)\n"
+    "  movdqu %xmm14, hx_out_xmm+224(%rip)\n"
+    "  movdqu %xmm15, hx_out_xmm+240(%rip)\n"
+    "  stmxcsr hx_out_mxcsr(%rip)\n"
+    "  ldmxcsr hx_default_mxcsr(%rip)\n"
+    "  fxsave64 hx_out_fx(%rip)\n"
+    "  fninit\n"
     "  lea hx_priv_stack+256(%rip), %rsp\n"
     "  pushfq\n"
     "  popq hx_out_flags(%rip)\n"
@@ -76,7 +123,9 @@ void hx_save(void);
 
 static sigjmp_buf fault_env;
 static volatile int fault_sig;
-static uint64_t fault_regs[16], fault_rip, fault_flags;
+static uint64_t fault_regs[16], fault_rip, fault_flags, fault_xmm[32];
+static uint32_t fault_mxcsr;
+static uint8_t fault_fx[512];
 
 static void on_fault(int sig, siginfo_t *si, void *ctx) {
   (void)si;
@@ -87,6 +136,11 @@ static void on_fault(int sig, siginfo_t *si, void *ctx) {
   for (int i = 0; i < 16; i++) fault_regs[i] = (uint64_t)g[map[i]];
   fault_rip = (uint64_t)g[REG_RIP];
   fault_flags = (uint64_t)g[REG_EFL];
+  if (uc->uc_mcontext.fpregs) {
+    fault_mxcsr = uc->uc_mcontext.fpregs->mxcsr;
+    memcpy(fault_xmm, uc->uc_mcontext.fpregs->_xmm, sizeof fault_xmm);
+    memcpy(fault_fx, uc->uc_mcontext.fpregs, sizeof fault_fx);
+  }
   fault_sig = sig;
   siglongjmp(fault_env, 1);
 }
@@ -173,21 +227,54 @@ int main(void) {
       uint64_t val = strtoull(s, &s, 16);
       if (off + 8 <= DATA_SIZE) memcpy(data + off, &val, 8);
     }
+    while (*s == ' ') s++;
+    int simd = *s == 'X';
+    hx_in_mxcsr = 0x1f80;
+    memset(hx_in_xmm, 0, sizeof hx_in_xmm);
+    if (simd) {
+      s++;
+      hx_in_mxcsr = (uint32_t)strtoul(s, &s, 16);
+      for (int k = 0; k < 32; k++) hx_in_xmm[k] = strtoull(s, &s, 16);
+    }
+    while (*s == ' ') s++;
+    int x87 = *s == 'F';
+    if (x87) {
+      s++;
+      uint16_t fcw = (uint16_t)strtoul(s, &s, 16);
+      int nst = (int)strtol(s, &s, 16);
+      double st[8];
+      for (int k = 0; k < nst && k < 8; k++) {
+        uint64_t bits = strtoull(s, &s, 16);
+        memcpy(&st[k], &bits, 8);
+      }
+      __asm__ volatile("fninit\n fldcw %0" : : "m"(fcw));
+      for (int k = (nst < 8 ? nst : 8) - 1; k >= 0; k--) __asm__ volatile("fldl %0" : : "m"(st[k]));
+    }
     memcpy(initial, data, DATA_SIZE);
 
     fault_sig = 0;
     volatile int land = -1;
-    uint64_t rip, flags, *regs;
+    uint64_t rip, flags, *regs, *xmm;
+    uint32_t mxcsr;
+    uint8_t *fx;
     if (sigsetjmp(fault_env, 1) == 0) {
       hx_run();
       land = code[LAND_ID_OFF] == 0xff ? -1 : code[LAND_ID_OFF];
       rip = land < 0 ? 0 : CODE + (land == 0 ? INSN_OFF + (uint64_t)n : LANDINGS[land]);
       flags = hx_out_flags;
       regs = hx_out;
+      xmm = hx_out_xmm;
+      mxcsr = hx_out_mxcsr;
+      fx = hx_out_fx;
     } else {
+      __asm__ volatile("ldmxcsr %0" : : "m"(hx_default_mxcsr));
       rip = fault_rip;
       flags = fault_flags;
       regs = fault_regs;
+      xmm = fault_xmm;
+      mxcsr = fault_mxcsr;
+      fx = fault_fx;
+      __asm__ volatile("fninit");
     }
     printf("R %x %x %lx %lx", land & 0xff, fault_sig, rip, flags);
     for (int i = 0; i < 16; i++) printf(" %lx", regs[i]);
@@ -199,6 +286,22 @@ int main(void) {
         uint64_t v;
         memcpy(&v, data + off, 8);
         printf(" %x %lx", off, v);
+      }
+    }
+    if (simd) {
+      printf(" X %x", mxcsr);
+      for (int k = 0; k < 32; k++) printf(" %lx", xmm[k]);
+    }
+    if (x87) {
+      uint16_t fcw, fsw, sexp;
+      uint64_t sig;
+      memcpy(&fcw, fx, 2);
+      memcpy(&fsw, fx + 2, 2);
+      printf(" F %x %x %x", fcw, fsw, fx[4]);
+      for (int k = 0; k < 8; k++) {
+        memcpy(&sig, fx + 32 + 16 * k, 8);
+        memcpy(&sexp, fx + 40 + 16 * k, 2);
+        printf(" %lx %x", sig, sexp);
       }
     }
     putchar('\n');

@@ -13,6 +13,7 @@ import {
   type TranslateResult,
   type Translator,
 } from '../../src/hw/cpu/index.js';
+import { f64ToF80 } from '../../src/hw/cpu/x87.js';
 import { FORMS } from './catalog.js';
 import { type Case, DF, Rng } from './forms.js';
 import { CODE, DATA, DATA_SIZE, fillPattern, INSN_OFF, LANDINGS } from './layout.js';
@@ -51,6 +52,9 @@ export interface Outcome {
   flags: number;
   regs: bigint[];
   mem: Map<number, bigint>;
+  mxcsr?: number;
+  xmm?: bigint[];
+  x87?: { fcw: number; fsw: number; ftw: number; st: [bigint, number][] };
 }
 
 function parseOutcome(line: string): Outcome {
@@ -63,7 +67,7 @@ function parseOutcome(line: string): Outcome {
   const n = parseInt(t[21]!, 16);
   const mem = new Map<number, bigint>();
   for (let k = 0; k < n; k++) mem.set(parseInt(t[22 + 2 * k]!, 16), h(23 + 2 * k));
-  return {
+  const out: Outcome = {
     land: land === 0xff ? -1 : land,
     signal: parseInt(t[2]!, 16),
     rip: h(3),
@@ -71,6 +75,24 @@ function parseOutcome(line: string): Outcome {
     regs,
     mem,
   };
+  const x = 22 + 2 * n;
+  if (t[x] === 'X') {
+    out.mxcsr = parseInt(t[x + 1]!, 16);
+    out.xmm = [];
+    for (let k = 0; k < 32; k++) out.xmm.push(h(x + 2 + k));
+  }
+  const f = t.indexOf('F', x);
+  if (f >= 0) {
+    const st: [bigint, number][] = [];
+    for (let k = 0; k < 8; k++) st.push([h(f + 4 + 2 * k), parseInt(t[f + 5 + 2 * k]!, 16)]);
+    out.x87 = {
+      fcw: parseInt(t[f + 1]!, 16),
+      fsw: parseInt(t[f + 2]!, 16),
+      ftw: parseInt(t[f + 3]!, 16),
+      st,
+    };
+  }
+  return out;
 }
 
 function hex(v: bigint | number): string {
@@ -87,6 +109,10 @@ export function caseLine(c: Case): string {
     hex(c.mem.length),
   ];
   for (const [off, v] of c.mem) parts.push(hex(off), hex(v & ((1n << 64n) - 1n)));
+  if (c.simd !== undefined) parts.push('X', hex(c.simd.mxcsr), ...c.simd.xmm.map((v) => hex(v)));
+  if (c.x87 !== undefined) {
+    parts.push('F', hex(c.x87.fcw), hex(c.x87.st.length), ...c.x87.st.map((v) => hex(v)));
+  }
   return parts.join(' ');
 }
 
@@ -143,6 +169,25 @@ export class Simulated {
     for (let k = 0; k < 16; k++) cpu.setReg64(k, c.regs[k]!);
     cpu.rflags = c.flags;
     cpu.rip = BigInt(CODE + INSN_OFF);
+    const simd = cpu.simd;
+    simd.mxcsr = c.simd?.mxcsr ?? 0x1f80;
+    simd.fninit();
+    if (c.x87 !== undefined) {
+      simd.fcw = c.x87.fcw;
+      const bits = new DataView(new ArrayBuffer(8));
+      for (let k = Math.min(c.x87.st.length, 8) - 1; k >= 0; k--) {
+        bits.setBigUint64(0, c.x87.st[k]!, true);
+        simd.top = (simd.top - 1) & 7;
+        simd.st[simd.top] = bits.getFloat64(0, true);
+        simd.empty[simd.top] = 0;
+      }
+    }
+    for (let k = 0; k < 16; k++) {
+      simd.setXmm(
+        k,
+        c.simd !== undefined ? (c.simd.xmm[2 * k + 1]! << 64n) | c.simd.xmm[2 * k]! : 0n,
+      );
+    }
     const stop = this.interp.run(1);
     let land = -1;
     let signal = 0;
@@ -166,7 +211,28 @@ export class Simulated {
     }
     const regs: bigint[] = [];
     for (let k = 0; k < 16; k++) regs.push(cpu.getReg64(k));
-    return { land, signal, rip, flags: cpu.rflags, regs, mem: changes };
+    const out: Outcome = { land, signal, rip, flags: cpu.rflags, regs, mem: changes };
+    if (c.x87 !== undefined) {
+      const st: [bigint, number][] = [];
+      const f80 = new DataView(new ArrayBuffer(10));
+      let ftw = 0;
+      for (let k = 0; k < 8; k++) {
+        if (simd.empty[k] === 0) ftw |= 1 << k;
+        f64ToF80(simd.st[(simd.top + k) & 7]!, f80);
+        st.push([f80.getBigUint64(0, true), f80.getUint16(8, true)]);
+      }
+      out.x87 = { fcw: simd.fcw, fsw: simd.fswFull, ftw, st };
+    }
+    if (c.simd !== undefined) {
+      out.mxcsr = simd.mxcsr;
+      out.xmm = [];
+      const M = (1n << 64n) - 1n;
+      for (let k = 0; k < 16; k++) {
+        const v = simd.getXmm(k);
+        out.xmm.push(v & M, v >> 64n);
+      }
+    }
+    return out;
   }
 }
 
@@ -205,6 +271,42 @@ export function compare(c: Case, n: Outcome, s: Outcome): string {
   for (let k = 0; k < 16; k++) {
     if (n.regs[k] !== s.regs[k])
       diffs.push(`${REG_NAMES[k]} native ${hex(n.regs[k]!)} sim ${hex(s.regs[k]!)}`);
+  }
+  if (c.simd !== undefined) {
+    const m = c.simd.mxcsrMask;
+    if (((n.mxcsr ?? 0) & m) !== ((s.mxcsr ?? 0) & m)) {
+      diffs.push(`mxcsr native ${hex(n.mxcsr ?? -1)} sim ${hex(s.mxcsr ?? -1)} (mask ${hex(m)})`);
+    }
+    for (let k = 0; k < 16; k++) {
+      const nl = n.xmm?.[2 * k];
+      const nh = n.xmm?.[2 * k + 1];
+      if (nl !== s.xmm?.[2 * k] || nh !== s.xmm?.[2 * k + 1]) {
+        diffs.push(
+          `xmm${k} native ${hex(nh ?? -1n)}:${hex(nl ?? -1n)} sim ${hex(s.xmm?.[2 * k + 1] ?? -1n)}:${hex(s.xmm?.[2 * k] ?? -1n)}`,
+        );
+      }
+    }
+  }
+  if (c.x87 !== undefined) {
+    const a = n.x87;
+    const b = s.x87;
+    if (a === undefined || b === undefined) {
+      diffs.push('x87 state missing');
+    } else {
+      if (a.fcw !== b.fcw) diffs.push(`fcw native ${hex(a.fcw)} sim ${hex(b.fcw)}`);
+      const m = c.x87.fswMask;
+      if ((a.fsw & m) !== (b.fsw & m) || a.ftw !== b.ftw) {
+        diffs.push(`fsw/ftw native ${hex(a.fsw)}/${hex(a.ftw)} sim ${hex(b.fsw)}/${hex(b.ftw)}`);
+      }
+      const top = (a.fsw >> 11) & 7;
+      for (let k = 0; k < 8; k++) {
+        if (((a.ftw >> ((top + k) & 7)) & 1) === 0) continue; // empty: contents undefined
+        const [x, y] = [a.st[k]!, b.st[k]!];
+        if (x[0] !== y[0] || x[1] !== y[1]) {
+          diffs.push(`st(${k}) native ${hex(x[1])}:${hex(x[0])} sim ${hex(y[1])}:${hex(y[0])}`);
+        }
+      }
+    }
   }
   const offs = new Set([...n.mem.keys(), ...s.mem.keys()]);
   for (const off of offs) {

@@ -3,7 +3,9 @@
 import { buildCpuidPage, type GuestProgram } from '../../src/arch/index.js';
 import { svsmBundle } from '../../src/cli/svsm-bundle.js';
 import { loadTestIdentity } from '../../src/hw/asp/test-identity.fixture.js';
+import { PerVcpuEngine } from '../../src/hw/engines/per-vcpu-engine.js';
 import { ScriptedEngine } from '../../src/hw/engines/scripted-engine.js';
+import { X86Engine } from '../../src/hw/engines/x86-engine.js';
 import { SvsmEngine } from '../../src/hw/engines/svsm-engine.js';
 import { Machine } from '../../src/hw/machine.js';
 import { CpuModel } from '../../src/host/cpu-model.js';
@@ -18,6 +20,8 @@ export interface TestCvm {
   readonly machine: Machine;
   readonly vm: Vm;
   readonly guest: ScriptedEngine;
+  /** The x86 engine of the vCPUs in `x86Vcpus` (one engine for all of them). */
+  readonly x86: X86Engine | null;
   readonly serial: string[];
   readonly hostLog: string[];
   readonly measurement: Uint8Array;
@@ -36,6 +40,10 @@ export interface TestCvmOptions {
   readonly seed?: string;
   /** Write the image as an IGVM file and launch from the file, as `svsm run --image` does. */
   readonly viaIgvm?: boolean;
+  /** vCPUs whose VMPL2 runs on the x86 interpreter instead of the scripted program. */
+  readonly x86Vcpus?: readonly number[];
+  /** Makes the x86 engine (tests may pass a subclass). */
+  readonly x86Engine?: (machine: Machine) => X86Engine;
 }
 
 export const GUEST_SECRETS_GPA = 0x9000;
@@ -53,7 +61,10 @@ export function createTestCvm(program: GuestProgram, o: TestCvmOptions = {}): Te
   });
   const guest = new ScriptedEngine(machine, () => program);
   machine.engines[0] = new SvsmEngine(machine);
-  machine.engines[2] = guest;
+  const x86Vcpus = o.x86Vcpus ?? [];
+  const x86 = x86Vcpus.length === 0 ? null : (o.x86Engine ?? ((m) => new X86Engine(m)))(machine);
+  machine.engines[2] =
+    x86 === null ? guest : new PerVcpuEngine(machine, (i) => (x86Vcpus.includes(i) ? x86 : guest));
   const serialBytes: number[] = [];
   const serial: string[] = [];
   const hostLog: string[] = [];
@@ -89,6 +100,7 @@ export function createTestCvm(program: GuestProgram, o: TestCvmOptions = {}): Te
     machine,
     vm,
     guest,
+    x86,
     serial,
     hostLog,
     measurement,

@@ -9,6 +9,7 @@
 import { CodeCache } from './code-cache.js';
 import { LazyFlags } from './flags.js';
 import { Segment } from './segment.js';
+import { SimdState } from './simd-state.js';
 import {
   ACCESS_EXEC,
   ACCESS_READ,
@@ -103,7 +104,33 @@ export interface CpuPlatform {
   rdmsr?(msr: number): bigint | undefined;
   /** Writes an MSR the CPU does not hold itself; false raises #GP(0). */
   wrmsr?(msr: number, value: bigint): boolean;
+  /**
+   * PVALIDATE of the page at virtual hi:lo (RAX) for `cpu` at its CPL and VMPL, after the CPU's
+   * own checks. Translates the address (the page itself need not be validated yet) and updates the
+   * RMP; faults are raised with `cpu.fault` (VEC_NPF with the translator's npfGpa for an RMP
+   * nested page fault). Absent: #UD.
+   */
+  pvalidate?(cpu: Cpu, lo: number, hi: number, size2M: boolean, validate: boolean): RmpOutcome;
+  /** RMPADJUST of the page at virtual hi:lo with RDX = attrHi:attrLo; as `pvalidate`. */
+  rmpadjust?(
+    cpu: Cpu,
+    lo: number,
+    hi: number,
+    size2M: boolean,
+    attrLo: number,
+    attrHi: number,
+  ): RmpOutcome;
 }
+
+/** What PVALIDATE and RMPADJUST return: EAX and rFLAGS.CF. */
+export interface RmpOutcome {
+  readonly rax: number;
+  readonly carry: boolean;
+}
+
+/** `Cpu.intercepts` bits: instructions the hypervisor intercepts beyond the fixed set (io.ts). */
+export const INTERCEPT_RDTSC = 1;
+export const INTERCEPT_RDTSCP = 2;
 
 /** A deterministic default: vendor AuthenticAMD, nothing else advertised; TSC = instructions. */
 export const MINIMAL_PLATFORM: CpuPlatform = {
@@ -125,6 +152,8 @@ export class Cpu {
   /** Segment bases, low/high halves, by Sreg number. Only FS and GS matter in 64-bit mode. */
   readonly segBase = new Int32Array(12);
   readonly flags = new LazyFlags();
+  /** XMM, MXCSR and x87 state (simd-state.ts). */
+  readonly simd = new SimdState();
   /** Current privilege level. */
   cpl = 0;
   /**
@@ -193,14 +222,30 @@ export class Cpu {
   pendingIrq = -1;
   pendingNmi = false;
   nmiBlocked = false;
+  /**
+   * Called when a requested interrupt is taken (the INTA cycle: an APIC moves the vector from IRR
+   * to ISR then). `pendingIrq` holds one vector: the interrupt controller decides which.
+   */
+  onInterruptTaken: ((vector: number) => void) | null = null;
   /** Interrupts are not taken at the boundary where `instructions` equals this (STI, MOV SS). */
   shadowEnd = -1;
   /** TRAP_* of the last event raised (`trap` sets it, `fault` clears it). */
   exKind = 0;
   /** The GHCB MSR (0xC0010130), held by the CPU for SEV-ES guests (synced with the Vcpu). */
   ghcbMsr = 0n;
-  /** Set by HLT; the run loop stops and the engine decides what a halted vCPU does. */
+  /**
+   * Optional intercepts (INTERCEPT_*) the hypervisor set: under `sevEs` these instructions raise
+   * #VC. The always-intercepted ones (CPUID, IOIO, VMMCALL, WBINVD, INVD, MONITOR, MWAIT) do not
+   * need a bit.
+   */
+  intercepts = 0;
+  /**
+   * Set by HLT, or by an instruction that ends in a #VMEXIT once it completed (VMGEXIT, whose
+   * exit code is then in `exitCode`); the run loop stops and the engine decides what happens.
+   */
   halted = false;
+  /** The #VMEXIT an instruction asked for after completing (-1: none; HLT leaves it -1). */
+  exitCode = -1;
   /** Retired instructions. */
   instructions = 0;
 

@@ -4,12 +4,15 @@
 // The same decoder serves the interpreter (once per physical address, then cached) and the
 // disassembler.
 
+import { MODE_64, MODE_PROT32 } from './cpu.js';
 import { Insn, NO_REG, REP_E, REP_NE, REP_NONE, RIP_BASE } from './insn.js';
 import * as H from './ops.js';
 import {
   ENDBR64,
+  FSGSBASE,
   GROUP7_REG,
   hasModrm,
+  LEGACY_ONE_BYTE,
   ONE_BYTE,
   type OpDef,
   SZ_B,
@@ -30,6 +33,34 @@ const MAX_LEN = 15;
 
 const XCHG_R_RAX: OpDef = ONE_BYTE[0x91]!;
 
+/** 16-bit ModRM base and index registers by rm (BX+SI, BX+DI, BP+SI, BP+DI, SI, DI, BP, BX). */
+const MODRM16_BASE = [3, 3, 5, 5, 6, 7, 5, 3];
+const MODRM16_INDEX = [6, 7, 6, 7, NO_REG, NO_REG, NO_REG, NO_REG];
+
+/** Handlers that use RSP, RIP or flat RSI/RDI as 64-bit registers (see H_LEGACY_FLOW). */
+const LEGACY_FLOW: ReadonlySet<number> = new Set([
+  H.H_PUSH_R,
+  H.H_POP_R,
+  H.H_PUSH_I,
+  H.H_PUSH_E,
+  H.H_POP_E,
+  H.H_PUSHF,
+  H.H_POPF,
+  H.H_CALL_J,
+  H.H_CALL_E,
+  H.H_RET,
+  H.H_JMP_J,
+  H.H_JMP_E,
+  H.H_JCC,
+  H.H_LEAVE,
+  H.H_ENTER,
+  H.H_MOVS,
+  H.H_CMPS,
+  H.H_STOS,
+  H.H_LODS,
+  H.H_SCAS,
+]);
+
 /** A byte-register number as Insn codes it: AH..BH (16..19) when n is 4..7 and there is no REX. */
 function byteReg(n: number, rex: boolean): number {
   return !rex && n >= 4 && n < 8 ? n + 12 : n;
@@ -39,7 +70,15 @@ function byteReg(n: number, rex: boolean): number {
  * Decodes the instruction at bytes[pos], reading no byte at or past `limit`, into `out`.
  * Returns its length or a DECODE_* code.
  */
-export function decode(bytes: Uint8Array, pos: number, limit: number, out: Insn): number {
+export function decode(
+  bytes: Uint8Array,
+  pos: number,
+  limit: number,
+  out: Insn,
+  /** MODE_* of the code segment: 64-bit, or 32/16-bit defaults (no REX, 16-bit ModRM). */
+  mode = MODE_64,
+): number {
+  const legacy = mode !== MODE_64;
   let p = pos;
   const end = Math.min(limit, pos + MAX_LEN);
   let opsize16 = false;
@@ -53,7 +92,7 @@ export function decode(bytes: Uint8Array, pos: number, limit: number, out: Insn)
   for (;;) {
     if (p >= end) return p >= pos + MAX_LEN ? DECODE_TOO_LONG : DECODE_MORE;
     b = bytes[p++]!;
-    if ((b & 0xf0) === 0x40) {
+    if ((b & 0xf0) === 0x40 && !legacy) {
       rex = b;
       continue;
     }
@@ -84,7 +123,9 @@ export function decode(bytes: Uint8Array, pos: number, limit: number, out: Insn)
       case 0x2e:
       case 0x36:
       case 0x3e:
-        break; // ES/CS/SS/DS overrides have no effect in 64-bit mode
+        // ES/CS/SS/DS overrides have no effect in 64-bit mode.
+        if (legacy) seg = (b >> 3) & 3;
+        break;
       default:
         prefix = false;
     }
@@ -119,12 +160,23 @@ export function decode(bytes: Uint8Array, pos: number, limit: number, out: Insn)
       }
     }
   } else {
-    def = ONE_BYTE[b]!;
+    def = legacy && LEGACY_ONE_BYTE.has(b) ? LEGACY_ONE_BYTE.get(b)! : ONE_BYTE[b]!;
     if (b === 0x90 && rexB !== 0) def = XCHG_R_RAX;
   }
   if (def === null) return DECODE_UD;
+  if (def.pfx !== undefined) {
+    // SSE: 66/F3/F2 select the instruction (F3/F2 win over 66) and stop being prefixes.
+    const k = rep === REP_NE ? 3 : rep === REP_E ? 2 : opsize16 ? 1 : 0;
+    def = def.pfx[k] ?? null;
+    if (def === null) return DECODE_UD;
+    opsize16 = false;
+    rep = REP_NONE;
+  }
   if (def.f3 !== undefined && rep === REP_E) {
     def = def.f3;
+    rep = REP_NONE;
+  } else if (def.f2 !== undefined && rep === REP_NE) {
+    def = def.f2;
     rep = REP_NONE;
   }
 
@@ -132,7 +184,10 @@ export function decode(bytes: Uint8Array, pos: number, limit: number, out: Insn)
   out.rep = rep;
   out.lock = lock;
   out.seg = seg;
-  out.asz = addr32 ? 4 : 8;
+  // Address size: 64 (67: 32) in 64-bit mode; else the CS default (D) toggled by 67.
+  const def16 = legacy && mode !== MODE_PROT32;
+  const asz = !legacy ? (addr32 ? 4 : 8) : addr32 !== def16 ? 2 : 4;
+  out.asz = asz;
   out.rm = NO_REG;
   out.base = NO_REG;
   out.index = NO_REG;
@@ -151,7 +206,12 @@ export function decode(bytes: Uint8Array, pos: number, limit: number, out: Insn)
     const modrm = bytes[p++]!;
     mod = modrm >> 6;
     const regField = (modrm >> 3) & 7;
-    if (def.group !== undefined) {
+    if (twoByte && b === 0xae && rep === REP_E && mod === 3 && regField < 4 && !legacy) {
+      // F3 0F AE /0../3 with mod = 3: RDFSBASE, RDGSBASE, WRFSBASE, WRGSBASE.
+      def = FSGSBASE[regField]!;
+      rep = REP_NONE;
+      out.rep = REP_NONE;
+    } else if (def.group !== undefined) {
       const g = def.group[regField] ?? null;
       if (g === null) return DECODE_UD;
       def = g;
@@ -165,6 +225,7 @@ export function decode(bytes: Uint8Array, pos: number, limit: number, out: Insn)
       def = ENDBR64;
       out.rep = REP_NONE;
     }
+    if (def.memAlt !== undefined && mod !== 3) def = def.memAlt;
     if (def.form === 'modreg') mod = 3;
     if (def.form === 'mem' && mod === 3) return DECODE_UD;
     if (def.form === 'reg' && mod !== 3) return DECODE_UD;
@@ -172,6 +233,22 @@ export function decode(bytes: Uint8Array, pos: number, limit: number, out: Insn)
     const rm = modrm & 7;
     if (mod === 3) {
       out.rm = rm | rexB;
+    } else if (asz === 2) {
+      // 16-bit addressing (APM vol. 3, 1.4.1 Table 1-12): BX/BP + SI/DI, disp16 alone.
+      if (rm === 6 && mod === 0) {
+        mod = 2;
+      } else {
+        out.base = MODRM16_BASE[rm]!;
+        out.index = MODRM16_INDEX[rm]!;
+      }
+      if (seg === NO_REG) seg = rm === 2 || rm === 3 || (rm === 6 && modrm >> 6 !== 0) ? 2 : 3;
+      if (mod === 2) {
+        if (p + 2 > end) return p + 2 > pos + MAX_LEN ? DECODE_TOO_LONG : DECODE_MORE;
+        out.disp = ((bytes[p]! | (bytes[p + 1]! << 8)) << 16) >> 16;
+        out.dispHi = out.disp >> 31;
+        p += 2;
+        mod = 0; // displacement read
+      }
     } else if (rm === 4) {
       if (p >= end) return p >= pos + MAX_LEN ? DECODE_TOO_LONG : DECODE_MORE;
       const sib = bytes[p++]!;
@@ -187,12 +264,16 @@ export function decode(bytes: Uint8Array, pos: number, limit: number, out: Insn)
         out.base = base | rexB;
       }
     } else if (rm === 5 && mod === 0) {
-      out.base = RIP_BASE;
       mod = 2;
-      if (addr32) return DECODE_UD; // EIP-relative: not supported yet (rare)
+      if (!legacy) {
+        out.base = RIP_BASE;
+        if (addr32) return DECODE_UD; // EIP-relative: not supported yet (rare)
+      }
     } else {
       out.base = rm | rexB;
     }
+    // Outside 64-bit mode every memory operand has a segment: DS, or SS for rSP/rBP bases.
+    if (legacy && seg === NO_REG && asz === 4) seg = out.base === 4 || out.base === 5 ? 2 : 3;
     if (mod === 1) {
       if (p >= end) return p >= pos + MAX_LEN ? DECODE_TOO_LONG : DECODE_MORE;
       out.disp = (bytes[p++]! << 24) >> 24;
@@ -205,6 +286,8 @@ export function decode(bytes: Uint8Array, pos: number, limit: number, out: Insn)
     }
   }
 
+  out.seg = seg;
+
   // Operand size.
   let osz: number;
   switch (def.size) {
@@ -215,18 +298,24 @@ export function decode(bytes: Uint8Array, pos: number, limit: number, out: Insn)
       osz = 2;
       break;
     case SZ_D64:
-      osz = opsize16 ? 2 : 8;
+      osz = legacy ? (opsize16 !== def16 ? 2 : 4) : opsize16 ? 2 : 8;
       break;
     case SZ_F64:
-      osz = 8;
+      osz = legacy ? (opsize16 !== def16 ? 2 : 4) : 8;
       break;
     default:
-      osz = rexW ? 8 : opsize16 ? 2 : 4;
+      osz = legacy ? (opsize16 !== def16 ? 2 : 4) : rexW ? 8 : opsize16 ? 2 : 4;
   }
   out.osz = osz;
   out.def = def;
   out.op = def.h;
   out.sub = def.sub;
+  // Stack and near-branch handlers assume a 64-bit RSP/RIP: 16/32-bit code takes a variant
+  // that honours SS.B, the SS base and IP wrap-around (system.ts), so the 64-bit path pays nothing.
+  if (legacy && LEGACY_FLOW.has(def.h)) {
+    out.op = H.H_LEGACY_FLOW;
+    out.sub = (def.h << 4) | def.sub;
+  }
 
   // Operand shapes: register fields, implicit registers and immediates.
   const ops = def.ops;
@@ -276,9 +365,10 @@ export function decode(bytes: Uint8Array, pos: number, limit: number, out: Insn)
       }
       case 'Iz':
       case 'Jz': {
-        if (osz === 2 && o === 'Iz') {
+        if (osz === 2 && (o === 'Iz' || legacy)) {
           if (p + 2 > end) return p + 2 > pos + MAX_LEN ? DECODE_TOO_LONG : DECODE_MORE;
           out.imm = bytes[p]! | (bytes[p + 1]! << 8);
+          if (o === 'Jz') out.imm = (out.imm << 16) >> 16; // rel16, wraps with IP
           p += 2;
         } else {
           if (p + 4 > end) return p + 4 > pos + MAX_LEN ? DECODE_TOO_LONG : DECODE_MORE;
@@ -308,7 +398,11 @@ export function decode(bytes: Uint8Array, pos: number, limit: number, out: Insn)
         // moffs: an absolute address of address size, no ModRM.
         const n = out.asz;
         if (p + n > end) return p + n > pos + MAX_LEN ? DECODE_TOO_LONG : DECODE_MORE;
-        out.disp = bytes[p]! | (bytes[p + 1]! << 8) | (bytes[p + 2]! << 16) | (bytes[p + 3]! << 24);
+        out.disp =
+          n === 2
+            ? bytes[p]! | (bytes[p + 1]! << 8)
+            : bytes[p]! | (bytes[p + 1]! << 8) | (bytes[p + 2]! << 16) | (bytes[p + 3]! << 24);
+        if (legacy && seg === NO_REG) out.seg = 3;
         out.dispHi =
           n === 8
             ? bytes[p + 4]! | (bytes[p + 5]! << 8) | (bytes[p + 6]! << 16) | (bytes[p + 7]! << 24)

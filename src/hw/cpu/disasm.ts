@@ -5,6 +5,7 @@
 import { decode, DECODE_MORE, DECODE_TOO_LONG } from './decoder.js';
 import { Insn, NO_REG, REP_E, REP_NE, RIP_BASE } from './insn.js';
 import * as H from './ops.js';
+import { x87Text } from './x87-disasm.js';
 
 const R64 = ['rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi'];
 const R32 = ['eax', 'ecx', 'edx', 'ebx', 'esp', 'ebp', 'esi', 'edi'];
@@ -22,6 +23,11 @@ export function regName(n: number, size: number): string {
 }
 
 const PTR: Record<number, string> = { 1: 'byte', 2: 'word', 4: 'dword', 8: 'qword', 16: 'xmmword' };
+/** CMPPS/CMPPD/CMPSS/CMPSD predicates 0..7 (the assembler's pseudo-op names). */
+const CMP_PRED = ['eq', 'lt', 'le', 'unord', 'neq', 'nlt', 'nle', 'ord'];
+/** XMM-or-memory operand shapes and their memory sizes. */
+const XMM_MEM: Record<string, number> = { Wx: 16, Wss: 4, Wsd: 8, Wq: 8, Ux: 16 };
+const MEM_ONLY: Record<string, number> = { Mb: 1, Mq: 8, Md: 4, Mx: 16, Mz: 0 };
 const U64 = (1n << 64n) - 1n;
 
 function hex(v: bigint): string {
@@ -64,7 +70,8 @@ export function formatInsn(i: Insn, address: bigint): string {
   let mn = def.mn;
   const osz = i.osz;
   const sfx = osz === 1 ? 'b' : osz === 2 ? 'w' : osz === 4 ? 'd' : 'q';
-  const isString = def.h >= H.H_MOVS && def.h <= H.H_SCAS;
+  const isString =
+    (def.h >= H.H_MOVS && def.h <= H.H_SCAS) || def.h === H.H_INS || def.h === H.H_OUTS;
   if (isString) mn += sfx;
   if (def.h === H.H_CBW) mn = osz === 2 ? 'cbw' : osz === 4 ? 'cwde' : 'cdqe';
   if (def.h === H.H_CWD) mn = osz === 2 ? 'cwd' : osz === 4 ? 'cdq' : 'cqo';
@@ -76,9 +83,36 @@ export function formatInsn(i: Insn, address: bigint): string {
     pre += isString && (def.h === H.H_CMPS || def.h === H.H_SCAS) ? 'repe ' : 'rep ';
   if (i.rep === REP_NE && isString) pre += 'repne ';
   if (isString || def.ops.length === 0) return pre + mn;
+  if (def.h === H.H_X87) return x87Text(def.sub, i.rm, (size) => memOperand(i, size, next));
+  if (def.h >= H.H_SIMD_FIRST && def.h <= H.H_SIMD_LAST) mn = simdMnemonic(i, mn);
   const out: string[] = [];
   for (const o of def.ops) {
+    const xm = XMM_MEM[o];
+    if (xm !== undefined) {
+      out.push(i.rm !== NO_REG ? `xmm${i.rm}` : memOperand(i, xm, next));
+      continue;
+    }
+    const mo = MEM_ONLY[o];
+    if (mo !== undefined) {
+      out.push(memOperand(i, mo, next));
+      continue;
+    }
     switch (o) {
+      case 'Vx':
+        out.push(`xmm${i.reg}`);
+        break;
+      case 'Ey':
+        out.push(i.rm !== NO_REG ? regName(i.rm, osz) : memOperand(i, osz, next));
+        break;
+      case 'Ewr':
+        out.push(i.rm !== NO_REG ? regName(i.rm, 4) : memOperand(i, 2, next));
+        break;
+      case 'Gy':
+        out.push(regName(i.reg, osz));
+        break;
+      case 'Gd':
+        out.push(regName(i.reg, 4));
+        break;
       case 'Eb':
       case 'Ev':
       case 'Ew':
@@ -126,6 +160,12 @@ export function formatInsn(i: Insn, address: bigint): string {
       case 'CL':
         out.push('cl');
         break;
+      case 'DX':
+        out.push('dx');
+        break;
+      case 'eAX':
+        out.push(regName(0, osz === 8 ? 4 : osz));
+        break;
       case '1':
         out.push('1');
         break;
@@ -165,7 +205,29 @@ export function formatInsn(i: Insn, address: bigint): string {
     }
   }
   if (def.h === H.H_ENTER) out[1] = hex(BigInt(i.imm2));
+  // CMPccPS and friends: predicates 0..7 print as pseudo-ops without the immediate.
+  if (def.h === H.H_SSE_CMP && (i.imm & 0xff) < 8) out.pop();
   return `${pre}${mn} ${out.join(', ')}`;
+}
+
+/** Mnemonics that depend on the encoding beyond the table row. */
+function simdMnemonic(i: Insn, mn: string): string {
+  switch (mn) {
+    case 'movd':
+      return i.osz === 8 ? 'movq' : mn;
+    case 'movlps':
+      return i.rm !== NO_REG ? 'movhlps' : mn;
+    case 'movhps':
+      return i.rm !== NO_REG && i.def?.ops[0] === 'Vx' ? 'movlhps' : mn;
+    case 'fxsave':
+    case 'fxrstor':
+      return i.osz === 8 ? mn + '64' : mn;
+    default:
+      if (i.op === H.H_SSE_CMP && (i.imm & 0xff) < 8) {
+        return 'cmp' + CMP_PRED[i.imm & 7]! + mn.slice(3);
+      }
+      return mn;
+  }
 }
 
 export interface DisasmLine {

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MODE_PROT32, MODE_REAL, RSP, SEG_CS, SEG_SS } from './cpu.js';
 import {
@@ -212,11 +213,16 @@ describe('external interrupts and NMI', () => {
 
   it('HLT stops, and an interrupt wakes it (the frame returns past the HLT)', () => {
     const m = machine('fb f4 90');
+    const taken: number[] = [];
+    m.cpu.onInterruptTaken = (v) => taken.push(v);
     expect(m.interp.run(10)).toBe(STOP_HLT);
+    expect(taken).toEqual([]);
     m.cpu.requestInterrupt(0x50);
     expect(m.interp.run(10)).toBe(STOP_HLT);
     expect(m.cpu.rip).toBe(BigInt(STUBS + 16 * 0x50 + 1));
     expect(frame(m, 1)).toEqual([BigInt(CODE + 2)]);
+    expect(taken).toEqual([0x50]);
+    expect(m.cpu.pendingIrq).toBe(-1);
   });
 
   it('NMI ignores IF and is blocked until IRET', () => {
@@ -290,5 +296,38 @@ describe('error codes', () => {
   it('exactly #DF #TS #NP #SS #GP #PF #AC #CP #VC #SX push one', () => {
     const pushing = [...Array(32).keys()].filter(pushesErrorCode);
     expect(pushing).toEqual([8, 10, 11, 12, 13, 14, 17, 21, 29, 30]);
+  });
+});
+
+describe('delivery and IRETQ round trip (property)', () => {
+  it('INT n then IRETQ restores RIP, RSP, RFLAGS, CS, SS and CPL for any vector, CPL, IST and RSP', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0x20, max: 0xff }),
+        fc.boolean(),
+        fc.integer({ min: 0, max: 1 }),
+        fc.integer({ min: 0, max: 255 }),
+        fc.constantFrom(0x2, 0x202, 0x246, 0x8d7, 0x40202),
+        (vector, user, ist, spOff, flags) => {
+          const m = delivering(`cd${vector.toString(16).padStart(2, '0')} f4`);
+          setGate(m.view, vector, STUBS + 16 * vector, { dpl: 3, ist });
+          m.mem.set(hex('48cf'), STUBS + 16 * vector);
+          const sp = BigInt(STACK - 0x100 - spOff * 8);
+          if (user) toUser(m.cpu);
+          m.cpu.setReg64(RSP, sp);
+          m.cpu.rflags = flags;
+          const cs = m.cpu.seg[SEG_CS]!.selector;
+          const ss = m.cpu.seg[SEG_SS]!.selector;
+          expect(m.interp.run(2)).toBe(STOP_BUDGET); // INT (with its delivery), IRETQ
+          expect(m.cpu.rip).toBe(BigInt(CODE + 2));
+          expect(m.cpu.getReg64(RSP)).toBe(sp);
+          expect(m.cpu.rflags).toBe(flags);
+          expect(m.cpu.cpl).toBe(user ? 3 : 0);
+          expect(m.cpu.seg[SEG_CS]!.selector).toBe(cs);
+          expect(m.cpu.seg[SEG_SS]!.selector).toBe(ss);
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 });

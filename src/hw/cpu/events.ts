@@ -114,6 +114,9 @@ export function deliverEvent(c: Cpu, vector: number, errorCode: number, kind: nu
     } catch (e) {
       if (!(e instanceof X86Fault)) throw e;
       restore(c, saved);
+      // A nested page fault (RMP or hypervisor) is not an x86 event: it leaves to the host with
+      // the state as before this delivery, and the event is raised again on return.
+      if (c.exVector > 255) throw e;
       // A fault while delivering INT n/INT3/INTO is a fault of that instruction: it returns to
       // the instruction itself (`startLo/startHi`, which the interpreter sets per instruction).
       if (k === EVENT_SOFTWARE) {

@@ -19,6 +19,9 @@ import {
   VEC_DE,
   VEC_GP,
   VEC_UD,
+  VEC_VC,
+  INTERCEPT_RDTSC,
+  INTERCEPT_RDTSCP,
 } from './cpu.js';
 import {
   AF,
@@ -35,7 +38,17 @@ import {
   ZF,
 } from './flags.js';
 import { type Insn, REP_E, REP_NONE } from './insn.js';
+import { execIn, execIns, execOut, execOuts } from './io.js';
 import * as H from './ops.js';
+import {
+  execCache,
+  execMonitor,
+  execPvalidate,
+  execRmpadjust,
+  execVmgexit,
+  execVmmcall,
+} from './snp.js';
+import { executeSimd } from './sse.js';
 
 /** Value mask by operand size in bytes (4 and 8 keep the int32 halves as they are). */
 const MASK = new Int32Array([0, 0xff, 0xffff, 0, -1, 0, 0, 0, -1]);
@@ -67,8 +80,14 @@ function eaOffset(c: Cpu, i: Insn): void {
     hi = (hi + x1 + (t >>> 0 < lo >>> 0 ? 1 : 0)) | 0;
     lo = t;
   }
-  c.a0 = lo;
-  c.a1 = i.asz === 4 ? 0 : hi;
+  if (i.asz === 8) {
+    c.a0 = lo;
+    c.a1 = hi;
+  } else {
+    // 32-bit addresses are zero-extended; 16-bit ones wrap at 64 KiB (before the segment base).
+    c.a0 = i.asz === 4 ? lo : lo & 0xffff;
+    c.a1 = 0;
+  }
 }
 
 /** Effective address of the memory operand, with the FS/GS base, into c.a0/c.a1. */
@@ -1118,6 +1137,7 @@ export function execute(c: Cpu, i: Insn): void {
     case H.H_NOP:
       return;
     case H.H_CPUID: {
+      if (c.sevEs) c.fault(VEC_VC, 0x72); // always intercepted: the SVM exit code CPUID
       const out = c.cpuidOut;
       c.platform.cpuid(r[0]!, r[2]!, out);
       c.setReg(RAX, 4, out[0]!, 0);
@@ -1128,10 +1148,13 @@ export function execute(c: Cpu, i: Insn): void {
     }
     case H.H_RDTSC:
     case H.H_RDTSCP: {
+      // Intercepted only if the hypervisor asked (exit codes RDTSC 0x6E, RDTSCP 0x87).
+      const bit = i.op === H.H_RDTSC ? INTERCEPT_RDTSC : INTERCEPT_RDTSCP;
+      if (c.sevEs && (c.intercepts & bit) !== 0) c.fault(VEC_VC, i.op === H.H_RDTSC ? 0x6e : 0x87);
       const t = c.platform.tsc(c.instructions);
       c.setReg(RAX, 4, (t % TWO32) | 0, 0);
       c.setReg(RDX, 4, Math.floor(t / TWO32) | 0, 0);
-      if (i.op === H.H_RDTSCP) c.setReg(RCX, 4, 0, 0); // TSC_AUX
+      if (i.op === H.H_RDTSCP) c.setReg(RCX, 4, Number(c.tscAux & 0xffffffffn) | 0, 0);
       return;
     }
     case H.H_HLT:
@@ -1176,9 +1199,42 @@ export function execute(c: Cpu, i: Insn): void {
       c.setReg(RAX, 1, c.read8(c.a0, c.a1), 0);
       return;
     }
+    case H.H_IN:
+      execIn(c, i);
+      return;
+    case H.H_OUT:
+      execOut(c, i);
+      return;
+    case H.H_INS:
+      execIns(c, i);
+      return;
+    case H.H_OUTS:
+      execOuts(c, i);
+      return;
+    case H.H_VMMCALL:
+      execVmmcall(c);
+      return;
+    case H.H_VMGEXIT:
+      execVmgexit(c);
+      return;
+    case H.H_PVALIDATE:
+      execPvalidate(c);
+      return;
+    case H.H_RMPADJUST:
+      execRmpadjust(c);
+      return;
+    case H.H_CACHE:
+      execCache(c, i);
+      return;
+    case H.H_MONITOR:
+    case H.H_MWAIT:
+      execMonitor(c, i.op === H.H_MWAIT);
+      return;
     default:
       // The system-architecture handlers (70-119) live in system.ts.
       if (i.op >= H.H_MOV_R_CR && i.op < 120) systemExecute(c, i);
+      // SIMD and x87 (sse.ts): only instructions outside the integer set get here.
+      else if (i.op >= H.H_SIMD_FIRST && i.op <= H.H_SIMD_LAST) executeSimd(c, i);
       else c.fault(VEC_UD);
   }
 }

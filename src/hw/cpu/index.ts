@@ -1,10 +1,49 @@
 // The x86-64 CPU engine's public surface.
 export { CodeCache } from './code-cache.js';
-export { Cpu, type CpuPlatform, MINIMAL_PLATFORM, X86Fault } from './cpu.js';
+export {
+  Cpu,
+  type CpuPlatform,
+  MINIMAL_PLATFORM,
+  MODE_64,
+  MODE_PROT16,
+  MODE_PROT32,
+  MODE_REAL,
+  SEG_CS,
+  SEG_DS,
+  SEG_ES,
+  SEG_FS,
+  SEG_GS,
+  SEG_LDTR,
+  SEG_SS,
+  SEG_TR,
+  TRAP_EXCEPTION,
+  TRAP_NONE,
+  TRAP_SOFTWARE,
+  X86Fault,
+} from './cpu.js';
+export {
+  deliverEvent,
+  EVENT_EXCEPTION,
+  EVENT_EXTERNAL,
+  EVENT_NMI,
+  EVENT_SOFTWARE,
+  NO_ERROR_CODE,
+  pushesErrorCode,
+  ShutdownError,
+} from './events.js';
+export { Segment } from './segment.js';
+export { rdmsr, readCr, VC_MSR, wrmsr, writeCr } from './system.js';
 export { decode, decodeOne, DECODE_MORE, DECODE_TOO_LONG, DECODE_UD } from './decoder.js';
 export { disassemble, type DisasmLine, formatInsn, regName } from './disasm.js';
 export { Insn } from './insn.js';
-export { Interpreter, STOP_BUDGET, STOP_EXCEPTION, STOP_HLT } from './interpreter.js';
+export { SimdState } from './simd-state.js';
+export {
+  Interpreter,
+  STOP_BUDGET,
+  STOP_EXCEPTION,
+  STOP_HLT,
+  STOP_SHUTDOWN,
+} from './interpreter.js';
 export {
   ACCESS_EXEC,
   ACCESS_READ,

@@ -10,6 +10,7 @@
 import {
   type Cpu,
   MODE_64,
+  MODE_PROT32,
   TRAP_NONE,
   TRAP_SOFTWARE,
   VEC_GP,
@@ -46,8 +47,10 @@ export const STOP_HLT = 1;
 export const STOP_EXCEPTION = 2;
 /** Event delivery ended in a triple fault (the vCPU shuts down). */
 export const STOP_SHUTDOWN = 3;
-/** The CPU left 64-bit mode: 16/32-bit code is not decoded yet (`cpu.mode`). */
-export const STOP_MODE = 4;
+/**
+ * An instruction completed and asked for a #VMEXIT (VMGEXIT): `cpu.exitCode`; RIP after it.
+ */
+export const STOP_EXIT = 4;
 
 /** Whether a pending NMI or interrupt could be taken now (HLT wakes for it). */
 function interruptReady(c: Cpu): boolean {
@@ -58,6 +61,8 @@ export class Interpreter {
   /** For instructions that cross a page: decoded into this record each time, never cached. */
   private readonly crossing = new Insn();
   private readonly bytes = new Uint8Array(15);
+  /** The record 16/32-bit code is decoded into (never cached). */
+  private readonly legacy = new Insn();
 
   constructor(readonly cpu: Cpu) {}
 
@@ -67,18 +72,24 @@ export class Interpreter {
     let left = budget;
     c.exVector = -1;
     c.halted = false;
+    c.exitCode = -1;
     for (;;) {
       try {
         while (left > 0) {
+          let i: Insn;
           if (c.attention !== 0) {
             const stop = this.boundary(c);
             if (stop >= 0) return stop;
+            // 16/32-bit code keeps `attention` set: it is decoded each time, never cached.
+            i = c.mode === MODE_64 ? this.fetch(c) : this.fetchLegacy(c);
+          } else {
+            i = this.fetch(c);
           }
-          const i = this.fetch(c);
           execute(c, i);
           c.instructions++;
           left--;
           if (c.halted) {
+            if (c.exitCode >= 0) return STOP_EXIT;
             if (!interruptReady(c)) return STOP_HLT;
             c.halted = false; // a deliverable interrupt wakes it at the next boundary
           }
@@ -114,11 +125,10 @@ export class Interpreter {
   }
 
   /**
-   * Between instructions when `attention` is set: an unsupported mode stops; a pending NMI or
-   * (with IF, outside an STI/MOV SS shadow) interrupt is delivered. Returns a STOP_* or -1.
+   * Between instructions when `attention` is set: a pending NMI or (with IF, outside an STI/MOV
+   * SS shadow) interrupt is delivered. Returns a STOP_* or -1.
    */
   private boundary(c: Cpu): number {
-    if (c.mode !== MODE_64) return STOP_MODE;
     if (c.instructions !== c.shadowEnd) {
       if (c.pendingNmi && !c.nmiBlocked) {
         c.pendingNmi = false;
@@ -126,6 +136,7 @@ export class Interpreter {
       } else if (c.pendingIrq >= 0 && (c.flags.bits & IF) !== 0) {
         const v = c.pendingIrq;
         c.pendingIrq = -1;
+        c.onInterruptTaken?.(v);
         deliverEvent(c, v, NO_ERROR_CODE, EVENT_EXTERNAL);
       }
     }
@@ -151,6 +162,37 @@ export class Interpreter {
     r[32] = n;
     if (n >>> 0 < lo >>> 0) r[33] = (hi + 1) | 0;
     return i;
+  }
+
+  /**
+   * Fetch outside 64-bit mode: linear = CS.base + IP, decoded with the mode's defaults into a
+   * private record (decodings of one address differ between modes, so none enters the shared
+   * cache), IP wrapping at 16 bits unless CS.D.
+   */
+  private fetchLegacy(c: Cpu): Insn {
+    const r = c.r;
+    const ip = r[32]!;
+    c.startLo = ip;
+    c.startHi = r[33]!;
+    const lin = (c.segBase[2]! + ip) | 0;
+    const pa = c.fetchAddress(lin, 0);
+    const pageEnd = pa - (pa % 4096) + 4096;
+    const insn = this.legacy;
+    let n = decode(c.mem, pa, pageEnd, insn, c.mode);
+    if (n === DECODE_MORE) {
+      const w = this.bytes;
+      const first = pageEnd - pa;
+      w.set(c.mem.subarray(pa, pageEnd));
+      const pa2 = c.translate((lin + first) | 0, 0, ACCESS_EXEC);
+      w.set(c.mem.subarray(pa2, pa2 + (15 - first)), first);
+      n = decode(w, 0, 15, insn, c.mode);
+    }
+    if (n === DECODE_TOO_LONG) c.fault(VEC_GP, 0);
+    if (n < 0) c.fault(VEC_UD);
+    const next = ip + n;
+    r[32] = c.mode === MODE_PROT32 ? next | 0 : next & 0xffff;
+    r[33] = 0;
+    return insn;
   }
 
   private decodeAt(c: Cpu, pa: number, lo: number, hi: number): Insn {

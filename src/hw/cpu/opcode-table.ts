@@ -6,6 +6,7 @@
 // Rows left null are #UD (or not implemented yet, which the decoder reports the same way).
 
 import * as H from './ops.js';
+import { installSimd } from './sse-table.js';
 
 /** Operand-size rule of a row. */
 export const SZ_V = 0; // 16/32/64 by 66 and REX.W, default 32
@@ -30,6 +31,12 @@ export interface OpDef {
    * 'modreg': ModRM.mod is ignored and rm always names a register (MOV CRn/DRn).
    */
   readonly form?: 'reg' | 'mem' | 'modreg';
+  /** The row when an F2 prefix selects another instruction (PVALIDATE). */
+  readonly f2?: OpDef;
+  /** Rows chosen by the mandatory prefix (none, 66, F3, F2), which is then not a prefix (SSE). */
+  readonly pfx?: readonly (OpDef | null)[];
+  /** The row for the memory form (mod != 3) when it is another instruction (CLFLUSH vs SFENCE). */
+  readonly memAlt?: OpDef;
 }
 
 function d(
@@ -311,8 +318,8 @@ TWO_BYTE[0x00] = group(
     d('str', 'Ev', H.H_SLDT, 1),
     d('lldt', 'Ew', H.H_LLDT, 0, SZ_W),
     d('ltr', 'Ew', H.H_LTR, 0, SZ_W),
-    null, // VERR
-    null, // VERW
+    d('verr', 'Ew', H.H_VERRW, 0, SZ_W),
+    d('verw', 'Ew', H.H_VERRW, 1, SZ_W),
     null,
     null,
   ],
@@ -328,6 +335,8 @@ TWO_BYTE[0x01] = group([
   d('lmsw', 'Ew', H.H_LMSW, 0, SZ_W),
   d('invlpg', 'M', H.H_INVLPG, 0, SZ_B, { form: 'mem' }),
 ]);
+TWO_BYTE[0x02] = d('lar', 'Gv,Ew', H.H_LARLSL, 0);
+TWO_BYTE[0x03] = d('lsl', 'Gv,Ew', H.H_LARLSL, 1);
 TWO_BYTE[0x05] = d('syscall', '', H.H_SYSCALL);
 TWO_BYTE[0x06] = d('clts', '', H.H_CLTS);
 TWO_BYTE[0x07] = d('sysret', '', H.H_SYSRET);
@@ -346,6 +355,31 @@ TWO_BYTE[0xb4] = d('lfs', 'Gv,M', H.H_LFP, 4, SZ_V, { form: 'mem' });
 TWO_BYTE[0xb5] = d('lgs', 'Gv,M', H.H_LFP, 5, SZ_V, { form: 'mem' });
 
 /**
+ * One-byte rows that differ outside 64-bit mode: INC/DEC r (40-4F, REX in 64-bit mode), PUSH/POP
+ * of ES/CS/SS/DS, LES/LDS (VEX in 64-bit mode); ARPL (63, MOVSXD in 64-bit mode) is not modelled.
+ */
+export const LEGACY_ONE_BYTE: ReadonlyMap<number, OpDef | null> = new Map<number, OpDef | null>([
+  ...[0, 1, 2, 3, 4, 5, 6, 7].map((r): [number, OpDef] => [
+    0x40 + r,
+    d('inc', 'Zv', H.H_INCDEC, 0),
+  ]),
+  ...[0, 1, 2, 3, 4, 5, 6, 7].map((r): [number, OpDef] => [
+    0x48 + r,
+    d('dec', 'Zv', H.H_INCDEC, 1),
+  ]),
+  [0x06, d('push', 'es', H.H_PUSH_SREG, 0)],
+  [0x07, d('pop', 'es', H.H_POP_SREG, 0)],
+  [0x0e, d('push', 'cs', H.H_PUSH_SREG, 1)],
+  [0x16, d('push', 'ss', H.H_PUSH_SREG, 2)],
+  [0x17, d('pop', 'ss', H.H_POP_SREG, 2)],
+  [0x1e, d('push', 'ds', H.H_PUSH_SREG, 3)],
+  [0x1f, d('pop', 'ds', H.H_POP_SREG, 3)],
+  [0x63, null],
+  [0xc4, d('les', 'Gv,M', H.H_LFP, 0, SZ_V, { form: 'mem' })],
+  [0xc5, d('lds', 'Gv,M', H.H_LFP, 3, SZ_V, { form: 'mem' })],
+]);
+
+/**
  * Group 7 encodings with ModRM.mod = 3 that are whole instructions, by ModRM byte (the /4 SMSW
  * and /6 LMSW register forms go through the group row instead).
  */
@@ -354,19 +388,58 @@ export const GROUP7_REG: ReadonlyMap<number, OpDef> = new Map([
   [0xcb, d('stac', '', H.H_CLAC, 1)],
   [0xf8, d('swapgs', '', H.H_SWAPGS)],
   [0xf9, d('rdtscp', '', H.H_RDTSCP)],
+  [0xc8, d('monitor', '', H.H_MONITOR)],
+  [0xc9, d('mwait', '', H.H_MWAIT)],
+  [0xd9, d('vmmcall', '', H.H_VMMCALL, 0, SZ_V, { f3: d('vmgexit', '', H.H_VMGEXIT) })],
+  [0xfe, d('(bad)', '', H.H_UD, 0, SZ_V, { f3: d('rmpadjust', '', H.H_RMPADJUST) })],
+  [0xff, d('(bad)', '', H.H_UD, 0, SZ_V, { f2: d('pvalidate', '', H.H_PVALIDATE) })],
 ]);
+
+// ---- I/O (ports in imm8 or DX; the handlers mask an imm8 port to 8 bits)
+ONE_BYTE[0x6c] = d('ins', 'Yb,DX', H.H_INS, 0, SZ_B);
+ONE_BYTE[0x6d] = d('ins', 'Yz,DX', H.H_INS);
+ONE_BYTE[0x6e] = d('outs', 'DX,Xb', H.H_OUTS, 0, SZ_B);
+ONE_BYTE[0x6f] = d('outs', 'DX,Xz', H.H_OUTS);
+ONE_BYTE[0xe4] = d('in', 'AL,Ib', H.H_IN, 0, SZ_B);
+ONE_BYTE[0xe5] = d('in', 'eAX,Ib', H.H_IN);
+ONE_BYTE[0xe6] = d('out', 'Ib,AL', H.H_OUT, 0, SZ_B);
+ONE_BYTE[0xe7] = d('out', 'Ib,eAX', H.H_OUT);
+ONE_BYTE[0xec] = d('in', 'AL,DX', H.H_IN, 1, SZ_B);
+ONE_BYTE[0xed] = d('in', 'eAX,DX', H.H_IN, 1);
+ONE_BYTE[0xee] = d('out', 'DX,AL', H.H_OUT, 1, SZ_B);
+ONE_BYTE[0xef] = d('out', 'DX,eAX', H.H_OUT, 1);
+TWO_BYTE[0x08] = d('invd', '', H.H_CACHE, 1);
+TWO_BYTE[0x09] = d('wbinvd', '', H.H_CACHE, 0);
+
+/** F3 0F AE /0../3 with mod = 3 (the decoder picks these before the 0F AE group). */
+export const FSGSBASE: readonly OpDef[] = [
+  d('rdfsbase', 'Ev', H.H_FSGSBASE, 0, SZ_V, { form: 'reg' }),
+  d('rdgsbase', 'Ev', H.H_FSGSBASE, 1, SZ_V, { form: 'reg' }),
+  d('wrfsbase', 'Ev', H.H_FSGSBASE, 2, SZ_V, { form: 'reg' }),
+  d('wrgsbase', 'Ev', H.H_FSGSBASE, 3, SZ_V, { form: 'reg' }),
+];
 
 /** ENDBR64 (F3 0F 1E FA), named for the disassembler; it executes as the hint NOP it is. */
 export const ENDBR64 = d('endbr64', '', H.H_NOP);
-/** RDTSCP (0F 01 F9). */
-export const RDTSCP = d('rdtscp', '', H.H_RDTSCP);
+
+installSimd(ONE_BYTE, TWO_BYTE);
 
 /** Whether a row's operands include a ModRM byte. */
 export function hasModrm(def: OpDef): boolean {
   if (def.group !== undefined) return true;
   for (const o of def.ops) {
     const c = o.charCodeAt(0);
-    if (c === 0x45 /* E */ || c === 0x47 /* G */ || o === 'M') return true;
+    // E, G, M, and the XMM/x87 shapes of sse-table.ts: V, W, U, F.
+    if (
+      c === 0x45 ||
+      c === 0x47 ||
+      c === 0x4d ||
+      c === 0x56 ||
+      c === 0x57 ||
+      c === 0x55 ||
+      c === 0x46
+    )
+      return true;
   }
   return false;
 }

@@ -136,7 +136,67 @@ export const H_RDPID = 103;
 /** JMP/CALL FAR ptr16:16/32 (EA, 9A; not in 64-bit mode): offset in imm, selector in imm2. */
 export const H_JMP_FAR_PTR = 104;
 export const H_CALL_FAR_PTR = 105;
-export const HANDLER_COUNT = 106;
+/**
+ * Outside 64-bit mode, the stack and near-branch handlers (PUSH/POP/CALL/RET/JMP/Jcc/LEAVE/...)
+ * decode to this one: sub = (original handler << 4) | original sub.
+ */
+export const H_LEGACY_FLOW = 106;
+/** sub 0 VERR, 1 VERW. */
+export const H_VERRW = 107;
+/** sub 0 LAR, 1 LSL. */
+export const H_LARLSL = 108;
+/** sub 0 RDFSBASE, 1 RDGSBASE, 2 WRFSBASE, 3 WRGSBASE. */
+export const H_FSGSBASE = 109;
+// Engine, I/O and SNP instructions (range 170-189; io.ts, snp.ts).
+/** IN: sub 0 port in imm8, 1 port in DX. */
+export const H_IN = 170;
+/** OUT: sub 0 port in imm8, 1 port in DX. */
+export const H_OUT = 171;
+export const H_INS = 172;
+export const H_OUTS = 173;
+export const H_VMMCALL = 174;
+/** VMGEXIT (F3 0F 01 D9). */
+export const H_VMGEXIT = 175;
+/** PVALIDATE (F2 0F 01 FF). */
+export const H_PVALIDATE = 176;
+/** RMPADJUST (F3 0F 01 FE). */
+export const H_RMPADJUST = 177;
+/** Cache control: sub 0 WBINVD, 1 INVD. */
+export const H_CACHE = 178;
+export const H_MONITOR = 179;
+export const H_MWAIT = 180;
+// SIMD and x87 (range 120-169; semantics in sse*.ts and x87.ts, dispatched from execute's default).
+/** SSE moves; sub = MOV_* kind in sse-table.ts, | MOV_ALIGNED when 16-byte alignment is required. */
+export const H_SSE_MOV = 120;
+/** Packed integer (and bitwise/unpack) Vx = Vx op Wx; sub = PINT_* in sse-table.ts. */
+export const H_SSE_PINT = 121;
+/** PSRL/PSRA/PSLL by immediate and PSRLDQ/PSLLDQ; sub = shift kind. */
+export const H_SSE_PSHIFT_I = 122;
+/** Float arithmetic; sub = FP_* op | type << 4 (0 ps, 1 pd, 2 ss, 3 sd). */
+export const H_SSE_FP = 123;
+/** CMPPS/PD/SS/SD; sub = type, predicate in imm. */
+export const H_SSE_CMP = 124;
+/** COMISS/SD (sub bit 1 = double), UCOMISS/SD (sub bit 0 = unordered-quiet). */
+export const H_SSE_COMI = 125;
+/** Conversions; sub = CVT_* kind. */
+export const H_SSE_CVT = 126;
+/** PSHUFD/PSHUFHW/PSHUFLW/SHUFPS/SHUFPD; sub = kind. */
+export const H_SSE_SHUF = 127;
+/** MOVMSKPS/MOVMSKPD/PMOVMSKB; sub = kind. */
+export const H_SSE_MOVMSK = 128;
+/** FXSAVE/FXRSTOR/LDMXCSR/STMXCSR; sub = 0..3. */
+export const H_SSE_STATE = 129;
+/** PINSRW (sub 0) / PEXTRW (sub 1). */
+export const H_SSE_WORD = 130;
+export const H_EMMS = 131;
+/** x87 escape D8..DF; sub = (opcode - 0xD8) * 8 + ModRM.reg. */
+export const H_X87 = 132;
+export const H_FWAIT = 133;
+/** CLFLUSH m8: no caches to flush, but the address must translate as for a byte read. */
+export const H_CLFLUSH = 134;
+export const H_SIMD_FIRST = 120;
+export const H_SIMD_LAST = 169;
+export const HANDLER_COUNT = 181;
 
 /** ALU operation numbers (the reg field of group 1 and bits 5:3 of opcodes 00..3F). */
 export const ALU_ADD = 0;

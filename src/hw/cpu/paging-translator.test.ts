@@ -315,3 +315,51 @@ describe('PagingTranslator', () => {
     expect(() => t.setControl(CR0_PE_WP_PG, CR3, 0n, EFER_LME_LMA_NXE)).toThrow(RangeError);
   });
 });
+
+describe('PagingTranslator, legacy paging', () => {
+  const CR0_PE_PG_WP = (1n << 31n) | (1n << 16n) | 1n;
+
+  it('walks 32-bit paging: 4 KiB pages, 4 MiB pages with CR4.PSE, A/D, reserved bit 21', () => {
+    const { t, tr, out, mem } = setup();
+    const v = new DataView(mem.bytes.buffer, mem.bytes.byteOffset);
+    const w32 = (gpa: number, x: number): void => v.setUint32(gpa, x >>> 0, true);
+    w32(0x20000 + 1 * 4, 0x21000 | 0x7); // PDE 1 -> PT (P RW US)
+    w32(0x20000 + 2 * 4, 0x00000000 | 0x83); // PDE 2: 4 MiB page at 0 (P RW PS)
+    w32(0x20000 + 3 * 4, 0x00400000 | 0x200000 | 0x83); // bit 21 set: reserved
+    w32(0x21000 + 5 * 4, 0x13000 | 0x3); // PTE 5: supervisor RW
+    t.setControl(CR0_PE_PG_WP, 0x20000n, 0x10n, 0n);
+    expect(tr(0x405000)).toBe(0x13);
+    expect(out.perm).toBe(PERM_R | PERM_X); // W only once D is set
+    expect(v.getUint32(0x20004, true) & 0x20).toBe(0x20); // A on the PDE
+    expect(tr(0x405000, ACCESS_WRITE)).toBe(0x13);
+    expect(v.getUint32(0x21014, true) & 0x60).toBe(0x60); // A and D on the PTE
+    expect(tr(0x801000)).toBe(1);
+    expect(tr(0xc01000)).toBe(-1);
+    expect([out.vector, out.errorCode]).toEqual([14, 0x9]); // P | RSVD
+    expect(tr(0x1000)).toBe(-1);
+    expect([out.vector, out.errorCode]).toEqual([14, 0]); // PDE 0 not present
+    expect(tr(0x405000, ACCESS_READ, true)).toBe(-1);
+    expect([out.vector, out.errorCode]).toEqual([14, 0x5]); // user read of a supervisor page
+    // Without CR4.PSE, PS in a PDE is ignored: PDE 2 then points at a page table at 0.
+    t.setControl(CR0_PE_PG_WP, 0x20000n, 0n, 0n);
+    expect(tr(0x801000)).not.toBe(1);
+  });
+
+  it('walks PAE paging: PDPT, 2 MiB pages, NX with EFER.NXE, reserved PDPTE bits', () => {
+    const { t, tr, out, w, r } = setup();
+    w(0x22000, makePte(0x23000, P, C)); // PDPTE 0
+    w(0x22008, makePte(0x23000, P | RW, C)); // PDPTE 1: RW is reserved in a PDPTE
+    w(0x23000 + 2 * 8, makePte(0x24000, P | RW, C));
+    w(0x23000 + 3 * 8, makePte(0x200000, P | RW | PS, C));
+    w(0x24000 + 5 * 8, makePte(0x13000, P | RW, C));
+    w(0x24000 + 6 * 8, makePte(0x14000, P | RW | NX, C));
+    t.setControl(CR0_PE_PG_WP, 0x22000n, CR4_PAE, 1n << 11n);
+    expect(tr(0x405000, ACCESS_WRITE)).toBe(0x13);
+    expect(r(0x24000 + 5 * 8) & (A | D)).toBe(A | D);
+    expect(tr(0x601000)).toBe(0x201);
+    expect(tr(0x406000, ACCESS_EXEC)).toBe(-1);
+    expect([out.vector, out.errorCode]).toEqual([14, 0x11]); // P | I/D
+    expect(tr(0x4000_1000)).toBe(-1);
+    expect([out.vector, out.errorCode]).toEqual([14, 0x9]);
+  });
+});

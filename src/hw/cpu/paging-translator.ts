@@ -1,6 +1,6 @@
-// The long-mode page walker behind the CPU's TLB: a `Translator` for 4-level paging over guest
-// physical memory, as an SEV-SNP guest's processor walks it (APM vol. 2, 5.3/5.6; SNP checks per
-// reference/sev-snp-abi.md 7.2).
+// The page walker behind the CPU's TLB: a `Translator` for long-mode 4-level paging (and legacy
+// 32-bit and PAE paging, `translateLegacy`) over guest physical memory, as an SEV-SNP guest's
+// processor walks it (APM vol. 2, 5.2-5.6; SNP checks per reference/sev-snp-abi.md 7.2).
 //
 // - Full 64-bit virtual addresses as int32 halves. A non-canonical address answers #GP(0). The
 //   translator is not told which segment an access goes through, so it cannot raise #SS for a
@@ -63,6 +63,7 @@ const NPF_PAGE = 2 ** NPF_ERROR_CODE.specs.guestPage.lo;
 const CR0_PG = 1 << CR0.specs.PG.lo;
 const CR0_WP = 1 << CR0.specs.WP.lo;
 const CR4_PAE = 1 << CR4.specs.PAE.lo;
+const CR4_PSE = 1 << CR4.specs.PSE.lo;
 const CR4_SMEP = 1 << CR4.specs.SMEP.lo;
 const CR4_SMAP = 1 << CR4.specs.SMAP.lo;
 const CR4_LA57 = 1 << CR4.specs.LA57.lo;
@@ -101,7 +102,13 @@ export class PagingTranslator implements Translator {
   /** Page walks made (misses of the CPU's TLB that reached this translator). */
   walks = 0;
 
+  /** Set while `translateTarget` walks: the final page is not RMP-checked. */
+  private targetOnly = false;
   private pg = false;
+  /** Long mode (4-level walk) or legacy 32-bit / PAE paging. */
+  private lma = false;
+  private pae = false;
+  private pse = false;
   private wp = false;
   private nxe = false;
   private smep = false;
@@ -150,9 +157,12 @@ export class PagingTranslator implements Translator {
     const c4 = Number(cr4 & 0xffff_ffffn);
     const ef = Number(efer & 0xffff_ffffn);
     const pg = (c0 & CR0_PG) !== 0;
-    if (pg && ((c4 & CR4_PAE) === 0 || (ef & EFER_LMA) === 0 || (c4 & CR4_LA57) !== 0)) {
-      throw new RangeError('only long-mode 4-level paging is implemented');
+    if (pg && (ef & EFER_LMA) !== 0 && ((c4 & CR4_PAE) === 0 || (c4 & CR4_LA57) !== 0)) {
+      throw new RangeError('only 4-level paging is implemented in long mode');
     }
+    this.lma = (ef & EFER_LMA) !== 0;
+    this.pae = (c4 & CR4_PAE) !== 0;
+    this.pse = (c4 & CR4_PSE) !== 0;
     this.cr0 = c0;
     this.cr4 = c4;
     this.efer = ef;
@@ -170,6 +180,21 @@ export class PagingTranslator implements Translator {
     this.rmp.onChange(() => flush());
   }
 
+  /**
+   * The frame of the page at hi:lo as PVALIDATE and RMPADJUST translate it: a read walk with every
+   * check of the walk and of the tables, but no RMP check of the final page, whose RMP entry the
+   * instruction is about to examine itself (it need not be validated yet). Returns the frame or -1
+   * with `out` set, as `translate`.
+   */
+  translateTarget(lo: number, hi: number, user: boolean, out: TranslateResult): number {
+    this.targetOnly = true;
+    try {
+      return this.translate(lo, hi, ACCESS_READ, user, out);
+    } finally {
+      this.targetOnly = false;
+    }
+  }
+
   translate(lo: number, hi: number, access: number, user: boolean, out: TranslateResult): number {
     this.walks++;
     if (hi >> 15 !== hi >> 31) {
@@ -181,6 +206,7 @@ export class PagingTranslator implements Translator {
     if (!this.pg) {
       // Physical = virtual; an SNP guest's accesses without paging are private.
       const gpa = (lo >>> 0) + (hi >>> 0) * TWO32;
+      if (this.targetOnly) return Math.floor(gpa / 4096);
       if (!this.rmpOk(gpa, true, cpl, access, NPF_FINAL, out)) return -1;
       out.perm = this.finalPerms(gpa, true, cpl, PERM_R | PERM_W | PERM_X);
       return Math.floor(gpa / 4096);
@@ -189,6 +215,7 @@ export class PagingTranslator implements Translator {
       (access === ACCESS_WRITE ? PF_W : 0) |
       (user ? PF_U : 0) |
       (access === ACCESS_EXEC && (this.nxe || this.smep) ? PF_ID : 0);
+    if (!this.lma) return this.translateLegacy(lo, access, user, errBits, out);
     const view = this.view;
     let tableLo = this.cr3Lo & 0xffff_f000;
     let tableHi = this.cr3Hi;
@@ -265,7 +292,7 @@ export class PagingTranslator implements Translator {
     // The final page against the RMP, for the access made.
     const pageC = (leafHi & this.cBitHi) !== 0;
     const gpa = frame * 4096;
-    if (!this.rmpOk(gpa, pageC, cpl, access, NPF_FINAL, out)) return -1;
+    if (!this.targetOnly && !this.rmpOk(gpa, pageC, cpl, access, NPF_FINAL, out)) return -1;
     // Accessed on every level, dirty on the leaf for a write. Each store is RMP checked as a write.
     for (let l = 4; l >= leafLevel; l--) {
       const at = entries[4 - l]!;
@@ -290,6 +317,127 @@ export class PagingTranslator implements Translator {
         (canWrite && (leafLo & E_D) !== 0 ? PERM_W : 0) |
         (canExec ? PERM_X : 0);
     }
+    out.perm = this.finalPerms(gpa, pageC, cpl, perm);
+    return frame;
+  }
+
+  /**
+   * Legacy paging (APM vol. 2, 5.2-5.3): 32-bit (4-byte entries, PD and PT, 4 MiB pages with
+   * CR4.PSE and PSE-36 address bits) or PAE (a 4-entry PDPT at CR3, then PD and PT with 8-byte
+   * entries, 2 MiB pages, NX with EFER.NXE). Addresses are 32 bits. [choice] CR3 and 32-bit
+   * entries have no C-bit: those tables and pages are accessed private, as with paging off.
+   */
+  private translateLegacy(
+    lo: number,
+    access: number,
+    user: boolean,
+    errBits: number,
+    out: TranslateResult,
+  ): number {
+    const cpl = user ? 3 : 0;
+    const view = this.view;
+    const pae = this.pae;
+    const size = pae ? 8 : 4;
+    let tableGpa: number;
+    let tableC = true;
+    if (pae) {
+      // The PDPTE: P and address only (bits 1-2 and 5-8 reserved, no NX, no A).
+      const at = ((this.cr3Lo >>> 0) & 0xffff_ffe0) + (lo >>> 30) * 8;
+      if (!this.rmpOk(at, true, cpl, ACCESS_READ, NPF_PAGE, out)) return -1;
+      const eLo = view.getInt32(at, true);
+      const eHi = view.getInt32(at + 4, true);
+      if ((eLo & E_P) === 0) return this.pf(errBits, out);
+      if ((eLo & 0x1e6) !== 0 || (eHi & (this.rsvdHi | E_NX_HI)) !== 0) {
+        return this.pf(errBits | PF_P | PF_RSVD, out);
+      }
+      tableGpa = (eLo & 0xffff_f000) + (eHi & this.addrMaskHi) * TWO32;
+      tableC = (eHi & this.cBitHi) !== 0;
+    } else {
+      tableGpa = (this.cr3Lo >>> 0) & 0xffff_f000;
+    }
+    const entries = this.entries;
+    let rw = true;
+    let us = true;
+    let nx = false;
+    let frame = 0;
+    let leafLo = 0;
+    let leafHi = 0;
+    let level = 2;
+    for (; level >= 1; level--) {
+      const index = pae
+        ? level === 2
+          ? (lo >>> 21) & 511
+          : (lo >>> 12) & 511
+        : level === 2
+          ? lo >>> 22
+          : (lo >>> 12) & 1023;
+      const at = tableGpa + index * size;
+      if (!this.rmpOk(at, tableC, cpl, ACCESS_READ, NPF_PAGE, out)) return -1;
+      entries[2 - level] = at;
+      entries[6 - level] = tableC ? 1 : 0;
+      const eLo = view.getInt32(at, true);
+      const eHi = pae ? view.getInt32(at + 4, true) : 0;
+      if ((eLo & E_P) === 0) return this.pf(errBits, out);
+      const large = level === 2 && (eLo & E_PS) !== 0 && (pae || this.pse);
+      if (
+        (pae && ((eHi & this.rsvdHi) !== 0 || (!this.nxe && (eHi & E_NX_HI) !== 0))) ||
+        (large && pae && (eLo & 0x1f_e000) !== 0) ||
+        (large && !pae && (eLo & 0x20_0000) !== 0)
+      ) {
+        return this.pf(errBits | PF_P | PF_RSVD, out);
+      }
+      rw &&= (eLo & E_RW) !== 0;
+      us &&= (eLo & E_US) !== 0;
+      if ((eHi & E_NX_HI) !== 0) nx = true;
+      if (level === 1 || large) {
+        leafLo = eLo;
+        leafHi = eHi;
+        if (!large) {
+          frame = (eLo >>> 12) + (eHi & this.addrMaskHi) * (TWO32 / 4096);
+        } else if (pae) {
+          frame =
+            ((eLo >>> 21) << 9) + (eHi & this.addrMaskHi) * (TWO32 / 4096) + ((lo >>> 12) & 511);
+        } else {
+          // 4 MiB: address bits 31:22 from 31:22, bits 39:32 from 20:13 (PSE-36).
+          frame =
+            (eLo >>> 22) * 1024 + ((eLo >>> 13) & 0xff) * (TWO32 / 4096) + ((lo >>> 12) & 1023);
+        }
+        break;
+      }
+      tableGpa = (eLo & 0xffff_f000) + (eHi & this.addrMaskHi) * TWO32;
+      tableC = pae ? (eHi & this.cBitHi) !== 0 : true;
+    }
+    const leafLevel = level;
+    const smapBlocks = this.smap && !user && us;
+    const ac = smapBlocks && (this.flags.rflags & RFLAGS_AC) !== 0;
+    const dataOk = user ? us : !smapBlocks || ac;
+    const canRead = dataOk;
+    const canWrite = dataOk && (user ? rw : rw || !this.wp);
+    const canExec = !nx && (user ? us : !(this.smep && us));
+    const ok = access === ACCESS_READ ? canRead : access === ACCESS_WRITE ? canWrite : canExec;
+    if (!ok) return this.pf(errBits | PF_P, out);
+    const pageC = pae ? (leafHi & this.cBitHi) !== 0 : true;
+    const gpa = frame * 4096;
+    if (!this.rmpOk(gpa, pageC, cpl, access, NPF_FINAL, out)) return -1;
+    for (let l = 2; l >= leafLevel; l--) {
+      const at = entries[2 - l]!;
+      const v = view.getInt32(at, true);
+      const want = v | E_A | (l === leafLevel && access === ACCESS_WRITE ? E_D : 0);
+      if (want !== v) {
+        if (!this.rmpOk(at, entries[6 - l] === 1, cpl, ACCESS_WRITE, NPF_PAGE, out)) return -1;
+        view.setInt32(at, want, true);
+        this.tracked?.markWritten(at, 4);
+        this.code?.invalidate(at, 4);
+        if (l === leafLevel) leafLo = want;
+      }
+    }
+    const perm = smapBlocks
+      ? canExec
+        ? PERM_X
+        : 0
+      : (canRead ? PERM_R : 0) |
+        (canWrite && (leafLo & E_D) !== 0 ? PERM_W : 0) |
+        (canExec ? PERM_X : 0);
     out.perm = this.finalPerms(gpa, pageC, cpl, perm);
     return frame;
   }

@@ -258,3 +258,28 @@ export function loadTr(c: Cpu, selector: number): void {
   writeLinear(c, d.addr + 5n, 1, (d.hi >>> 8) & 0xff);
   loadFromDescriptor(c, SEG_TR, selector, d);
 }
+
+const probe = new Descriptor();
+
+/**
+ * The descriptor `selector` names if the current privilege may see it (VERR/VERW/LAR/LSL): null,
+ * outside the table, or (for data and non-conforming code) DPL < max(CPL, RPL) give null.
+ * Memory faults reading the table still fault.
+ */
+export function visibleDescriptor(c: Cpu, selector: number): Descriptor | null {
+  if ((selector & 0xfffc) === 0) return null;
+  let limit: number;
+  if ((selector & 4) !== 0) {
+    const ldt = c.seg[SEG_LDTR]!;
+    if ((ldt.selector & 0xfffc) === 0) return null;
+    limit = ldt.limit;
+  } else {
+    limit = c.gdtrLimit;
+  }
+  if ((selector | 7) > limit) return null;
+  readDescriptor(c, selector, probe);
+  const a = probe.attr;
+  const conformingCode = (a & (ATTR_S | ATTR_CODE | ATTR_CE)) === (ATTR_S | ATTR_CODE | ATTR_CE);
+  if (!conformingCode && dpl(a) < Math.max(c.cpl, selector & 3)) return null;
+  return probe;
+}

@@ -18,7 +18,7 @@ import {
   SEG_TR,
 } from './cpu.js';
 import { disassemble } from './disasm.js';
-import { Interpreter, STOP_EXCEPTION, STOP_HLT, STOP_MODE } from './interpreter.js';
+import { Interpreter, STOP_EXCEPTION, STOP_HLT } from './interpreter.js';
 import {
   CODE,
   GDT,
@@ -88,6 +88,18 @@ describe('control registers', () => {
       expect([m.cpu.exVector, m.cpu.exErrorCode], `${code} ${v}`).toEqual([13, 0]);
       expect(m.cpu.rip).toBe(BigInt(CODE));
     }
+  });
+
+  it('ignores CR3 bit 63 (no-flush) with CR4.PCIDE, #GP without it', () => {
+    const m = machine('0f22d8 f4');
+    m.cpu.cr4 |= 0x20000;
+    m.cpu.setReg64(RAX, (1n << 63n) | 0x7000n);
+    expect(run(m)).toBe(STOP_HLT);
+    expect(m.cpu.cr3).toBe(0x7000n);
+    const g = machine('0f22d8');
+    g.cpu.setReg64(RAX, (1n << 63n) | 0x7000n);
+    expect(run(g)).toBe(STOP_EXCEPTION);
+    expect(g.cpu.exVector).toBe(13);
   });
 
   it('makes CR1, CR5-7, CR9-15 and DR8+ #UD; DR4/5 alias DR6/7 unless CR4.DE', () => {
@@ -435,11 +447,11 @@ describe('SYSCALL / SYSRET', () => {
     expect(m.cpu.exVector).toBe(6);
   });
 
-  it('32-bit SYSRET enters compatibility mode (the interpreter stops with STOP_MODE)', () => {
+  it('32-bit SYSRET enters compatibility mode', () => {
     const m = machine('0f07');
     m.cpu.star = 0x18n << 48n;
     m.cpu.setReg64(RCX, 0x1234n);
-    expect(run(m)).toBe(STOP_MODE);
+    expect(run(m, 1)).toBe(0);
     expect(m.cpu.mode).toBe(MODE_PROT32);
     expect(m.cpu.seg[SEG_CS]!.selector).toBe(0x1b);
     expect(m.cpu.rip).toBe(0x1234n);
@@ -509,6 +521,72 @@ describe('far transfers', () => {
     m.cpu.tscAux = 7n;
     expect(run(m)).toBe(STOP_HLT);
     expect(m.cpu.getReg64(RAX)).toBe(7n);
+  });
+});
+
+describe('FSGSBASE', () => {
+  it('WRGSBASE/RDFSBASE with CR4.FSGSBASE; #UD without it; non-canonical is #GP(0)', () => {
+    // wrgsbase rax; rdgsbase rbx; rdfsbase ecx; hlt
+    const m = machine('f3480faed8 f3480faecb f30faec1 f4');
+    m.cpu.cr4 |= 0x10000;
+    m.cpu.setReg64(RAX, 0xffff_8000_0000_5000n);
+    m.cpu.setSegmentBase(SEG_FS, 0x1_2345_6789n);
+    expect(run(m)).toBe(STOP_HLT);
+    expect(m.cpu.seg[SEG_GS]!.base).toBe(0xffff_8000_0000_5000n);
+    expect(m.cpu.getReg64(RBX)).toBe(0xffff_8000_0000_5000n);
+    expect(m.cpu.getReg64(RCX)).toBe(0x2345_6789n);
+    const u = machine('f3480faed8');
+    expect(run(u)).toBe(STOP_EXCEPTION);
+    expect(u.cpu.exVector).toBe(6);
+    const g = machine('f3480faed8');
+    g.cpu.cr4 |= 0x10000;
+    g.cpu.setReg64(RAX, 0x0000_8000_0000_0000n);
+    expect(run(g)).toBe(STOP_EXCEPTION);
+    expect([g.cpu.exVector, g.cpu.exErrorCode]).toEqual([13, 0]);
+  });
+
+  it('RDTSCP returns TSC_AUX in ECX', () => {
+    const m = machine('0f01f9 f4');
+    m.cpu.tscAux = 5n;
+    expect(run(m)).toBe(STOP_HLT);
+    expect(m.cpu.getReg64(RCX)).toBe(5n);
+  });
+
+  it('without deliverFaults, INT n stops after the instruction with exKind TRAP_SOFTWARE', () => {
+    const m = machine('cd21');
+    expect(run(m)).toBe(STOP_EXCEPTION);
+    expect([m.cpu.exVector, m.cpu.exKind]).toEqual([0x21, 1]);
+    expect(m.cpu.rip).toBe(BigInt(CODE + 2));
+  });
+});
+
+describe('VERR/VERW/LAR/LSL', () => {
+  /** Runs `insn` with AX = selector, then SETZ CL; returns [ZF, RBX]. */
+  function probe(insn: string, sel: number, user = false): [number, bigint] {
+    const m = machine(insn + '0f94c1 cc');
+    if (user) toUser(m.cpu);
+    m.cpu.setReg64(RAX, BigInt(sel));
+    m.cpu.setReg64(RBX, 0x77n);
+    expect(run(m)).toBe(STOP_EXCEPTION);
+    expect(m.cpu.exVector).toBe(3);
+    return [Number(m.cpu.getReg64(RCX) & 1n), m.cpu.getReg64(RBX)];
+  }
+
+  it('VERR/VERW by type and privilege', () => {
+    expect(probe('0f00e8', SEL_DATA0)[0]).toBe(1); // verw: writable data
+    expect(probe('0f00e0', SEL_CODE64)[0]).toBe(1); // verr: readable code
+    expect(probe('0f00e8', SEL_CODE64)[0]).toBe(0); // verw: code
+    expect(probe('0f00e0', SEL_DATA0, true)[0]).toBe(0); // DPL 0 data from CPL 3
+    expect(probe('0f00e0', SEL_DATA3 | 3, true)[0]).toBe(1);
+    expect(probe('0f00e0', 0)[0]).toBe(0);
+    expect(probe('0f00e0', 0x1f8)[0]).toBe(0); // beyond the GDT limit: ZF = 0, no fault
+  });
+
+  it('LSL gives the byte limit, LAR the access rights; invalid selectors leave the register', () => {
+    expect(probe('0f03d8', SEL_DATA0)).toEqual([1, 0xffffffffn]);
+    expect(probe('0f02d8', SEL_DATA0)).toEqual([1, 0x00c09300n]);
+    expect(probe('0f03d8', SEL_TSS)).toEqual([1, 0x67n]);
+    expect(probe('0f03d8', 0)).toEqual([0, 0x77n]);
   });
 });
 

@@ -25,11 +25,18 @@ import {
   VEC_VC,
 } from './cpu.js';
 import { ea, pop, push, readE, registerSystemHandlers, storeE } from './execute.js';
-import { callFar, iret, jumpFar, retFar } from './far.js';
-import { IF, OF } from './flags.js';
+import { callFar, iret, jumpFar, retFar, stackAdjust, stackPush, stackRead } from './far.js';
+import { IF, OF, ZF } from './flags.js';
 import { type Insn, NO_REG } from './insn.js';
 import * as H from './ops.js';
-import { loadDataSegment, loadLdt, loadStackSegment, loadTr } from './segments.js';
+import { legacyFlow } from './legacy.js';
+import {
+  visibleDescriptor,
+  loadDataSegment,
+  loadLdt,
+  loadStackSegment,
+  loadTr,
+} from './segments.js';
 
 /** SVM exit code of an MSR access, the #VC error code under SEV-ES (APM vol. 2, 15.35). */
 export const VC_MSR = 0x7c;
@@ -50,19 +57,26 @@ const CR4_PAE = 0x20;
 const CR4_DE = 0x8;
 const CR4_UMIP = 0x800;
 const CR4_LA57 = 0x1000;
+const CR4_FSGSBASE = 0x10000;
+const CR4_PCIDE = 0x20000;
 const EFER_SCE = 0x1;
 const EFER_LME = 0x100;
 const EFER_LMA = 0x400;
 /** EFER bits software may set: SCE LME NXE SVME LMSLE FFXSR TCE AUTOIBRS (LMA is read-only). */
 const EFER_WRITABLE = 0x20fd01;
 
+function longModeActive(c: Cpu): boolean {
+  return (c.efer & EFER_LMA) !== 0;
+}
+
 function requireCpl0(c: Cpu): void {
   if (c.cpl !== 0) c.fault(VEC_GP, 0);
 }
 
-/** The 64-bit value of register n as a bigint. */
+/** Register n as MOV CRn/DRn sees it: 64 bits in 64-bit mode, else 32. */
 function reg64(c: Cpu, n: number): bigint {
-  return c.getReg64(n);
+  const v = c.getReg64(n);
+  return c.mode === MODE_64 ? v : v & 0xffffffffn;
 }
 
 function isCanonical(v: bigint): boolean {
@@ -75,7 +89,7 @@ export function executeSystem(c: Cpu, i: Insn): void {
   switch (i.op) {
     case H.H_MOV_R_CR:
       requireCpl0(c);
-      c.setReg64(i.rm, readCr(c, i.reg));
+      c.setReg64(i.rm, readCr(c, i.reg) & (c.mode === MODE_64 ? ~0n : 0xffffffffn));
       return;
     case H.H_MOV_CR_R:
       requireCpl0(c);
@@ -227,13 +241,20 @@ export function executeSystem(c: Cpu, i: Insn): void {
       return;
     }
     case H.H_PUSH_SREG:
-      push(c, i.osz, c.seg[i.sub]!.selector, 0);
+      if (c.mode === MODE_64) push(c, i.osz, c.seg[i.sub]!.selector, 0);
+      else stackPush(c, i.osz, c.seg[i.sub]!.selector, 0);
       return;
     case H.H_POP_SREG: {
       const r = c.r;
       const lo = r[8]!;
       const hi = r[9]!;
-      const sel = pop(c, i.osz) & 0xffff;
+      let sel: number;
+      if (c.mode === MODE_64) {
+        sel = pop(c, i.osz) & 0xffff;
+      } else {
+        sel = stackRead(c, 0, 2);
+        stackAdjust(c, i.osz);
+      }
       try {
         loadSegment(c, i.sub, sel);
       } catch (e) {
@@ -307,6 +328,64 @@ export function executeSystem(c: Cpu, i: Insn): void {
     case H.H_RETF:
       retFar(c, i.osz, i.imm & 0xffff);
       return;
+    case H.H_VERRW: {
+      if (c.mode === MODE_REAL) c.fault(VEC_UD);
+      const d = visibleDescriptor(c, readE(c, i, 2));
+      const a = d === null ? 0 : d.attr;
+      // VERR: data or readable code; VERW: writable data.
+      const ok =
+        (a & 0x10) !== 0 && (i.sub === 0 ? (a & 0x8) === 0 || (a & 0x2) !== 0 : (a & 0xa) === 0x2);
+      c.flags.assign(ZF, ok ? ZF : 0);
+      return;
+    }
+    case H.H_LARLSL: {
+      if (c.mode === MODE_REAL) c.fault(VEC_UD);
+      const d = visibleDescriptor(c, readE(c, i, 2));
+      // Code/data, LDT and TSS descriptors (and, for LAR, gates outside long mode) qualify.
+      const a = d === null ? 0 : d.attr;
+      const t = a & 0x1f;
+      const ok =
+        d !== null &&
+        ((t & 0x10) !== 0 ||
+          t === 0x2 ||
+          t === 0x9 ||
+          t === 0xb ||
+          (!longModeActive(c) &&
+            (t === 0x1 ||
+              t === 0x3 ||
+              (i.sub === 0 &&
+                (t === 0x4 ||
+                  t === 0x5 ||
+                  t === 0x6 ||
+                  t === 0x7 ||
+                  t === 0xc ||
+                  t === 0xe ||
+                  t === 0xf)))));
+      c.flags.assign(ZF, ok ? ZF : 0);
+      if (ok && d !== null) {
+        // LAR: descriptor bits 8-23 of the high dword masked to F0FF00h; LSL: the byte limit.
+        const v = i.sub === 0 ? d.hi & 0x00f0ff00 : d.limit;
+        c.setReg(i.reg, i.osz, i.osz === 2 ? v & 0xffff : v | 0, 0);
+      }
+      return;
+    }
+    case H.H_FSGSBASE: {
+      // #UD unless CR4.FSGSBASE (only 64-bit mode decodes these); 32-bit forms zero-extend.
+      if ((c.cr4 & CR4_FSGSBASE) === 0) c.fault(VEC_UD);
+      const n = i.sub & 1 ? SEG_GS : SEG_FS;
+      if (i.sub < 2) {
+        const b = c.seg[n]!.base;
+        c.setReg64(i.rm, i.osz === 8 ? b : b & 0xffffffffn);
+      } else {
+        const v = i.osz === 8 ? c.getReg64(i.rm) : c.getReg64(i.rm) & 0xffffffffn;
+        if (!isCanonical(v)) c.fault(VEC_GP, 0);
+        c.setSegmentBase(n, v);
+      }
+      return;
+    }
+    case H.H_LEGACY_FLOW:
+      legacyFlow(c, i);
+      return;
     case H.H_RDPID: {
       const v = c.tscAux & 0xffffffffn;
       c.setReg(i.rm, 8, Number(v) | 0, 0);
@@ -372,8 +451,11 @@ export function writeCr(c: Cpu, n: number, v: bigint): void {
     case 3:
       // Bits 63:52 are reserved in long mode (MBZ); legacy mode keeps the low 32 bits.
       if ((c.efer & EFER_LMA) !== 0) {
-        if (v >> 52n !== 0n) c.fault(VEC_GP, 0);
-        c.cr3 = v;
+        // With CR4.PCIDE, bit 63 asks not to flush the PCID's translations and is not stored
+        // (this TLB has no PCIDs, so it flushes anyway).
+        const x = (c.cr4 & CR4_PCIDE) !== 0 ? v & ~(1n << 63n) : v;
+        if (x >> 52n !== 0n) c.fault(VEC_GP, 0);
+        c.cr3 = x;
       } else {
         c.cr3 = v & 0xffffffffn;
       }

@@ -172,7 +172,9 @@ class Vmpl0Cpu implements Vmpl0 {
       // wrote since the machine started is zero without looking.
       if (value !== 0 || (!this.memory.knownZero(pa, n) && !isZero(this.bytes, pa, n))) {
         this.bytes.fill(value, pa, pa + n);
-        if (value !== 0) this.memory.markWritten(pa, n);
+        // Zeros over non-zero bytes are a store too (readers such as decoded-code caches must
+        // hear of it); the page was marked before, so marking again loses nothing.
+        this.memory.markWritten(pa, n);
       }
       done += n;
     }
@@ -313,11 +315,8 @@ class Vmpl0Cpu implements Vmpl0 {
 
   rmpadjust(va: number, size2M: boolean, attributes: number): RmpInstructionOutcome {
     const pa = this.targetGpa(va);
-    const target = attributes & 0xff;
-    const perms = (attributes >>> 8) & 0xff;
-    const vmsa = (attributes & 0x10000) !== 0;
     return this.rmpInstruction(
-      () => this.machine.rmp.rmpadjust(0, 0, pa, size2M, target, perms, vmsa),
+      () => this.machine.rmp.rmpadjustRdx(0, 0, pa, size2M, attributes),
       va,
       pa,
     );

@@ -1,0 +1,127 @@
+// Port I/O: IN, OUT, INS, OUTS (AMD64 APM vol. 3 "IN", "OUT", "INS/INSB/INSW/INSD",
+// "OUTS/OUTSB/OUTSW/OUTSD"; vol. 2 13.2 "I/O privilege"). Ports go to `CpuPlatform.ioIn/ioOut`;
+// in an SEV-ES/SNP guest every port access is intercepted (the hypervisor always intercepts IOIO)
+// and raises #VC with the IOIO exit code, after the privilege check, which has priority.
+//
+// Privilege: in protected and long mode an access at CPL > IOPL is allowed only by the TSS I/O
+// permission bitmap. The TSS is not modelled yet, so such an access is refused with #GP(0) as if
+// the bitmap denied it (a later step with the descriptor-table work reads the bitmap).
+
+import { type Cpu, RAX, RCX, RDI, RDX, RSI, VEC_GP, VEC_VC } from './cpu.js';
+import { DF } from './flags.js';
+import { type Insn, REP_NONE } from './insn.js';
+import { ACCESS_WRITE } from './translator.js';
+
+/** SVM exit code of an intercepted IN/OUT/INS/OUTS (the #VC error code under SEV-ES). */
+export const EXIT_IOIO = 0x7b;
+
+const TWO32 = 4294967296;
+const ONES = [0, 0xff, 0xffff, 0, -1];
+
+/** The operand size of an I/O instruction: 1, 2 or 4 (REX.W does not make it 8). */
+function ioSize(i: Insn): number {
+  return i.osz === 8 ? 4 : i.osz;
+}
+
+function checkAccess(c: Cpu): void {
+  const iopl = (c.flags.bits >> 12) & 3; // IOPL is never lazy
+  if (c.cpl > iopl) c.fault(VEC_GP, 0);
+  if (c.sevEs) c.fault(VEC_VC, EXIT_IOIO);
+}
+
+function portIn(c: Cpu, port: number, size: number): number {
+  const p = c.platform;
+  if (p.ioIn === undefined) return ONES[size]!;
+  const v = p.ioIn(port, size);
+  return size === 4 ? v | 0 : v & ONES[size]!;
+}
+
+function portOut(c: Cpu, port: number, size: number, value: number): void {
+  c.platform.ioOut?.(port, size, size === 4 ? value >>> 0 : value & ONES[size]!);
+}
+
+/** The port of IN/OUT: imm8 (sub 0) or DX (sub 1). */
+function port(c: Cpu, i: Insn): number {
+  return i.sub === 0 ? i.imm & 0xff : c.r[2 * RDX]! & 0xffff;
+}
+
+/** IN AL/AX/EAX, imm8 or DX. A 32-bit read zero-extends into RAX; 8/16-bit reads merge. */
+export function execIn(c: Cpu, i: Insn): void {
+  checkAccess(c);
+  const size = ioSize(i);
+  c.setReg(RAX, size, portIn(c, port(c, i), size), 0);
+}
+
+/** OUT imm8 or DX, AL/AX/EAX. */
+export function execOut(c: Cpu, i: Insn): void {
+  checkAccess(c);
+  const size = ioSize(i);
+  portOut(c, port(c, i), size, c.getReg(RAX, size));
+}
+
+/** Adds a signed step to register n honouring the address size (as the string instructions do). */
+function stepReg(c: Cpu, n: number, step: number, asz: number): void {
+  const r = c.r;
+  const t = (r[2 * n]! >>> 0) + step;
+  r[2 * n] = t | 0;
+  if (asz === 4) r[2 * n + 1] = 0;
+  else r[2 * n + 1] = (r[2 * n + 1]! + (t >= TWO32 ? 1 : t < 0 ? -1 : 0)) | 0;
+}
+
+function countZero(c: Cpu, asz: number): boolean {
+  return c.r[2 * RCX]! === 0 && (asz === 4 || c.r[2 * RCX + 1]! === 0);
+}
+
+/**
+ * INS: port DX to [rDI] (ES, which no prefix overrides and whose base is 0 in 64-bit mode), with
+ * REP. The destination is probed for write before the port is read, so a faulting store does not
+ * lose an input; RCX/rDI count completed iterations, so a fault mid-REP resumes where it stopped.
+ */
+export function execIns(c: Cpu, i: Insn): void {
+  checkAccess(c);
+  const size = ioSize(i);
+  const asz = i.asz;
+  const step = (c.flags.bits & DF) !== 0 ? -size : size;
+  const rep = i.rep !== REP_NONE;
+  const r = c.r;
+  const p = r[2 * RDX]! & 0xffff;
+  for (;;) {
+    if (rep && countZero(c, asz)) return;
+    const lo = r[2 * RDI]!;
+    const hi = asz === 4 ? 0 : r[2 * RDI + 1]!;
+    c.translate(lo, hi, ACCESS_WRITE);
+    const last = (lo + size - 1) | 0;
+    if ((last & 0xfff) < (lo & 0xfff)) {
+      c.translate(last, last >>> 0 < lo >>> 0 ? (hi + 1) | 0 : hi, ACCESS_WRITE);
+    }
+    c.write(lo, hi, size, portIn(c, p, size), 0);
+    stepReg(c, RDI, step, asz);
+    if (!rep) return;
+    stepReg(c, RCX, -1, asz);
+  }
+}
+
+/** OUTS: [rSI] (DS, or the FS/GS override) to port DX, with REP. */
+export function execOuts(c: Cpu, i: Insn): void {
+  checkAccess(c);
+  const size = ioSize(i);
+  const asz = i.asz;
+  const step = (c.flags.bits & DF) !== 0 ? -size : size;
+  const rep = i.rep !== REP_NONE;
+  const r = c.r;
+  const p = r[2 * RDX]! & 0xffff;
+  for (;;) {
+    if (rep && countZero(c, asz)) return;
+    let lo = r[2 * RSI]!;
+    let hi = asz === 4 ? 0 : r[2 * RSI + 1]!;
+    if (i.seg >= 0) {
+      const t = (lo + c.segBase[2 * i.seg]!) | 0;
+      hi = (hi + c.segBase[2 * i.seg + 1]! + (t >>> 0 < lo >>> 0 ? 1 : 0)) | 0;
+      lo = t;
+    }
+    portOut(c, p, size, c.read(lo, hi, size));
+    stepReg(c, RSI, step, asz);
+    if (!rep) return;
+    stepReg(c, RCX, -1, asz);
+  }
+}

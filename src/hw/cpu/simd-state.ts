@@ -1,0 +1,106 @@
+// The floating-point and SIMD register state of one processor (APM vol. 1, ch. 4 "Streaming SIMD
+// Extensions Media and Scientific Programming" and ch. 6 "x87 Floating-Point Programming").
+//
+// XMM0-15 live in one buffer seen through typed views of every lane width, so packed integer and
+// float operations index lanes directly; slots 16 and 17 are scratch (a memory source operand and
+// a result being built). Moves copy int32 words only: reading a float view can change NaN bits
+// (V8 may quiet a signalling NaN), so float views are read only by arithmetic, which handles NaNs
+// from their bit patterns first.
+//
+// x87 registers are held as float64 (see x87.ts for the precision caveat): `st` is indexed by
+// physical register number 0..7, ST(i) is st[(top + i) & 7].
+
+/** MXCSR bits (APM vol. 1, 4.2.2). */
+export const MXCSR_IE = 0x1;
+export const MXCSR_DE = 0x2;
+export const MXCSR_ZE = 0x4;
+export const MXCSR_OE = 0x8;
+export const MXCSR_UE = 0x10;
+export const MXCSR_PE = 0x20;
+export const MXCSR_DAZ = 0x40;
+export const MXCSR_RC_SHIFT = 13;
+export const MXCSR_FZ = 0x8000;
+/** Bits LDMXCSR/FXRSTOR accept (MXCSR_MASK as FXSAVE reports it: DAZ supported, no MM). */
+export const MXCSR_MASK = 0xffff;
+export const MXCSR_DEFAULT = 0x1f80;
+
+/** Rounding control values (MXCSR.RC, FCW.RC). */
+export const RC_NEAREST = 0;
+export const RC_DOWN = 1;
+export const RC_UP = 2;
+export const RC_ZERO = 3;
+
+/** x87 status word bits. */
+export const FSW_IE = 0x1;
+export const FSW_SF = 0x40;
+export const FSW_ES = 0x80;
+export const FSW_C0 = 0x100;
+export const FSW_C1 = 0x200;
+export const FSW_C2 = 0x400;
+export const FSW_C3 = 0x4000;
+export const FSW_B = 0x8000;
+export const FCW_DEFAULT = 0x37f;
+
+export const XMM_SRC = 16;
+export const XMM_TMP = 17;
+
+export class SimdState {
+  private readonly buf = new ArrayBuffer(18 * 16);
+  /** XMM registers as 4 int32 lanes each: register n, lane k at [4n + k]. */
+  readonly x32 = new Int32Array(this.buf);
+  readonly u8 = new Uint8Array(this.buf);
+  readonly i8 = new Int8Array(this.buf);
+  readonly u16 = new Uint16Array(this.buf);
+  readonly i16 = new Int16Array(this.buf);
+  readonly u32 = new Uint32Array(this.buf);
+  readonly f32 = new Float32Array(this.buf);
+  readonly f64 = new Float64Array(this.buf);
+  mxcsr = MXCSR_DEFAULT;
+
+  /** x87 physical registers 0..7 (float64, see the file comment). */
+  readonly st = new Float64Array(8);
+  /** Tag per physical register: true = empty. */
+  readonly empty = new Uint8Array(8).fill(1);
+  top = 0;
+  fcw = FCW_DEFAULT;
+  /** FSW without TOP (bits 13:11 come from `top`). */
+  fsw = 0;
+  /** Last x87 opcode (11 bits), instruction and data pointers, for FXSAVE/FNSTENV. */
+  fop = 0;
+  fip = 0;
+  fdp = 0;
+
+  /** Resets to the power-on state (FNINIT for x87, MXCSR default, XMM zero). */
+  reset(): void {
+    this.x32.fill(0);
+    this.mxcsr = MXCSR_DEFAULT;
+    this.fninit();
+  }
+
+  fninit(): void {
+    this.fcw = FCW_DEFAULT;
+    this.fsw = 0;
+    this.top = 0;
+    this.empty.fill(1);
+    this.fop = 0;
+    this.fip = 0;
+    this.fdp = 0;
+  }
+
+  /** The full status word including TOP. */
+  get fswFull(): number {
+    return (this.fsw & ~0x3800) | (this.top << 11);
+  }
+
+  /** XMM register n as a 128-bit bigint (tests and tools, not the hot path). */
+  getXmm(n: number): bigint {
+    let v = 0n;
+    for (let k = 3; k >= 0; k--) v = (v << 32n) | BigInt(this.x32[4 * n + k]! >>> 0);
+    return v;
+  }
+
+  setXmm(n: number, v: bigint): void {
+    for (let k = 0; k < 4; k++)
+      this.x32[4 * n + k] = Number((v >> BigInt(32 * k)) & 0xffffffffn) | 0;
+  }
+}
