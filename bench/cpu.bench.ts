@@ -1,14 +1,21 @@
 // x86 interpreter throughput in millions of guest instructions per second.
-// cpu.loop_mips: the tightest loop (add, dec, jnz on registers).
-// cpu.mixed_mips: a C-like inner loop (byte loads and stores, 64-bit multiply, compare and
-// branch) with a call/push/pop/ret per outer iteration. Both at CPL 0 on flat memory, with the
-// block JIT on (the default). cpu.jit_vs_interp: cpu.mixed's workload with the JIT over without it,
-// measured in the same run. cpu.sse_scan_mips / cpu.sse_fp_mips: an SSE2 string scan and a
-// scalar-double loop.
+// cpu.loop_mips: the tightest loop (add, dec, jnz on registers), at CPL 0 on flat memory.
+// cpu.mixed_mips: the C workload of the system tests (test/system/programs/workload.c: SHA-256,
+// merge sort and quicksort, printf-style formatting; gcc -O2), built by the same builder and
+// checked against the same expected output, at CPL 0 on flat memory: steady state, i.e. best of
+// several runs restarted in the same machine after a first run has decoded (and, with a JIT,
+// compiled) its code. cpu.mixed_cold_mips: the same on a fresh machine each run, decoding
+// included. cpu.mixed_instructions: the instructions one run retires.
+// cpu.jit_vs_interp: the C workload's steady state with the block JIT (the default) over the
+// pure interpreter, measured in the same run.
+// cpu.sse_scan_mips / cpu.sse_fp_mips: an SSE2 string scan and a scalar-double loop.
 
 import { Cpu } from '../src/hw/cpu/cpu.js';
 import { Interpreter, STOP_BUDGET } from '../src/hw/cpu/interpreter.js';
 import { FlatTranslator } from '../src/hw/cpu/translator.js';
+import { buildProgram } from '../test/system/build.js';
+import { type RunResult, SystemMachine } from '../test/system/machine.js';
+import { expectedWorkloadOutput } from '../test/system/workload-expected.js';
 import type { Bench } from './harness.js';
 
 const BASE = 0x40_0000;
@@ -17,9 +24,8 @@ const BASE = 0x40_0000;
 function mips(
   code: string,
   instructions: number,
-  setup: (cpu: Cpu) => void,
+  setup: (cpu: Cpu) => void = () => {},
   rounds = 3,
-  jit = true,
 ): number {
   let best = 0;
   for (let k = 0; k < rounds; k++) {
@@ -29,7 +35,7 @@ function mips(
     cpu.rip = BigInt(BASE);
     cpu.setReg64(4, BigInt(BASE + 0x8000));
     setup(cpu);
-    const interp = new Interpreter(cpu, { jit });
+    const interp = new Interpreter(cpu);
     interp.run(100_000); // warm-up
     const start = process.hrtime.bigint();
     const stop = interp.run(instructions);
@@ -43,11 +49,44 @@ function mips(
 // mov ecx, 0x7fffffff; xor eax, eax; l: add rax, rcx; dec rcx; jnz l
 const LOOP = 'b9ffffff7f31c04801c848ffc975f8';
 
-// outer: xor edx,edx; inner: movzx eax,byte [rsi+rdx]; xor r8,rax; imul r8,r9;
-// mov [rsi+rdx+0x100],r8b; add edx,1; cmp edx,0x100; jb inner; call fn; dec rcx; jnz outer; hlt
-// fn: push rbx; mov rbx,r8; shr rbx,7; add r10,rbx; pop rbx; ret
-const MIXED =
-  '31d20fb604164931c04d0fafc1448884160001000083c20181fa0001000072e2e80600000048ffc975d6f4534c89c348c1eb074901da5bc3';
+/** Runs the C workload to HLT and checks its output; returns the result and nanoseconds. */
+function workloadRun(m: SystemMachine, expected: string): { result: RunResult; ns: number } {
+  const start = process.hrtime.bigint();
+  const result = m.run(1_000_000_000);
+  const ns = Number(process.hrtime.bigint() - start);
+  if (result.stop !== 'hlt' || result.output !== expected || result.exitCode !== 0) {
+    throw new Error(`the C workload did not run correctly (${result.stop}):\n${result.output}`);
+  }
+  return { result, ns };
+}
+
+const mipsOf = ({ result, ns }: { result: RunResult; ns: number }): number =>
+  (result.instructions / ns) * 1000;
+
+/** Steady state: one machine, a first run to decode, then the best of `rounds` restarts. */
+function workloadMips(rounds = 5, jit = true): number {
+  const expected = expectedWorkloadOutput();
+  const m = SystemMachine.longMode(buildProgram('workload'), 'flat', { jit });
+  workloadRun(m, expected);
+  let best = 0;
+  for (let k = 0; k < rounds; k++) {
+    m.restart();
+    best = Math.max(best, mipsOf(workloadRun(m, expected)));
+  }
+  return best;
+}
+
+/** Cold: a fresh machine per run (after one run that warms V8 up), best of `rounds`. */
+function workloadColdMips(rounds = 3): number {
+  const elf = buildProgram('workload');
+  const expected = expectedWorkloadOutput();
+  workloadRun(SystemMachine.longMode(elf, 'flat'), expected);
+  let best = 0;
+  for (let k = 0; k < rounds; k++) {
+    best = Math.max(best, mipsOf(workloadRun(SystemMachine.longMode(elf, 'flat'), expected)));
+  }
+  return best;
+}
 
 // strlen-style SSE2 scan: l: movdqa xmm1,[rsi+rdx]; pcmpeqb xmm1,xmm0; pmovmskb eax,xmm1;
 // add rdx,16; and edx,0xff0; test eax,eax; jz l (no match in a zero buffer: runs to the budget)
@@ -55,24 +94,30 @@ const SSE_SCAN = '660f6f0c16660f74c8660fd7c14883c21081e2f00f000085c074e5';
 // scalar double arithmetic: l: addsd xmm2,xmm3; mulsd xmm2,xmm4; dec rcx; jnz l
 const SSE_FP = 'f20f58d3f20f59d448ffc975f3';
 
-function mixedSetup(cpu: Cpu): void {
-  cpu.setReg64(1, 0x7fff_ffffn); // outer iterations
-  cpu.setReg64(6, BigInt(BASE + 0x1000)); // buffer
-  cpu.setReg64(9, 0x100_0000_01b3n); // FNV prime
-}
-
 export const benches: Bench[] = [
   {
     name: 'cpu.loop_mips',
-    run: () => mips(LOOP, 30_000_000, () => {}),
+    run: () => mips(LOOP, 30_000_000),
   },
   {
     name: 'cpu.mixed_mips',
-    run: () => mips(MIXED, 20_000_000, mixedSetup),
+    run: () => workloadMips(),
   },
   {
     name: 'cpu.jit_vs_interp',
-    run: () => mips(MIXED, 20_000_000, mixedSetup) / mips(MIXED, 5_000_000, mixedSetup, 3, false),
+    run: () => workloadMips(3) / workloadMips(3, false),
+  },
+  {
+    name: 'cpu.mixed_cold_mips',
+    run: () => workloadColdMips(),
+  },
+  {
+    name: 'cpu.mixed_instructions',
+    run: () =>
+      workloadRun(
+        SystemMachine.longMode(buildProgram('workload'), 'flat'),
+        expectedWorkloadOutput(),
+      ).result.instructions,
   },
   {
     name: 'cpu.sse_scan_mips',
