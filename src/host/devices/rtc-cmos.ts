@@ -232,10 +232,18 @@ export class RtcCmos implements PortDevice {
     if (this.frozen === null) this.frozen = this.seconds();
   }
 
-  /** Restarts the divider chain: the first update comes `firstUpdate` ticks later. */
-  private unfreeze(firstUpdate: bigint): void {
+  /**
+   * Lets the time run on from the frozen value: after a divider reset the first update comes
+   * `firstUpdate` ticks later; after SET (null) at the divider's next second, as it kept running.
+   */
+  private unfreeze(firstUpdate: bigint | null): void {
     if (this.frozen === null) return;
     const now = this.clock.ticks();
+    if (firstUpdate === null) {
+      const into =
+        (((now - this.baseTick) % TICKS_PER_SECOND) + TICKS_PER_SECOND) % TICKS_PER_SECOND;
+      firstUpdate = TICKS_PER_SECOND - into;
+    }
     this.baseSeconds = this.frozen;
     this.baseTick = now + firstUpdate - TICKS_PER_SECOND;
     this.frozen = null;
@@ -416,7 +424,7 @@ export class RtcCmos implements PortDevice {
         this.ram[reg] = b;
         const dividerRuns = (this.regA & RTC_A.DV_MASK) === RTC_A.DV_NORMAL;
         if (!wasSet && (b & RTC_B.SET) !== 0) this.freeze();
-        else if (wasSet && (b & RTC_B.SET) === 0 && dividerRuns) this.unfreeze(TICKS_PER_SECOND);
+        else if (wasSet && (b & RTC_B.SET) === 0 && dividerRuns) this.unfreeze(null);
         break;
       }
       case RTC_REG.C:
