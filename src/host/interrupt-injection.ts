@@ -68,6 +68,7 @@ export function injectBeforeVmrun(vm: VmContext, hv: HostVcpu, vmpl: number): vo
 /** Whether a vCPU halted in its guest VMPL has something to wake for (an NMI, or IF and a vector). */
 export function canWake(vm: VmContext, hv: HostVcpu): boolean {
   const p = platformOf(vm);
+  p.pc.poll();
   const id = hv.vcpu.apicId;
   const apic = p.apics.apics[id];
   if (apic === undefined) return false;

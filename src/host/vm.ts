@@ -243,6 +243,8 @@ export class Vm implements VmContext {
   /** The exit handler the machine calls synchronously; the same VMSA runs again on 'resume'. */
   private handleExit(vcpu: Vcpu, exit: VmExit, from: VmsaRunning): ExitDecision {
     const decision = this.dispatchExit(vcpu, exit, from);
+    // A device access can end the machine (ACPI S5) in the middle of an exit that succeeded.
+    if (this.state === 'terminated' || this.state === 'powered-off') return 'suspend';
     if (decision === 'resume') injectBeforeVmrun(this, this.hostVcpu(vcpu), from.vmpl);
     return decision;
   }

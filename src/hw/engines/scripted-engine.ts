@@ -22,6 +22,7 @@ import { PAGE_SIZE } from '../memory.js';
 import { ACCESS, type Access, RMP_OK, RMP_VC_NOT_VALIDATED } from '../rmp.js';
 import type { TrackedMemory } from '../tracked-memory.js';
 import {
+  SVM_EXIT_VINTR,
   EVENTINJ_TYPE_SHIFT,
   EVENTINJ_VALID,
   INT_STATE,
@@ -204,6 +205,11 @@ export class ScriptedEngine implements Engine {
           // IRET: back to the interrupted code with its IF.
           r.frames.pop();
           r.cpu.interruptsEnabled = frame.savedIf;
+          if (vcpu.vIrq && r.cpu.interruptsEnabled) {
+            // The interrupt window the host asked for opens here: a VINTR exit lets it inject.
+            vcpu.vIrq = false;
+            if (this.exit(vcpu, exits, SVM_EXIT_VINTR, true) === 'suspend') return;
+          }
           continue;
         }
         this.running.delete(vcpu);
