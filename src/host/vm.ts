@@ -17,7 +17,7 @@ import {
 } from '../hw/vcpu.js';
 import { platformOf } from './devices/platform.js';
 import { handleGhcbExit } from './ghcb-exits.js';
-import { canWake, injectBeforeVmrun } from './interrupt-injection.js';
+import { canWake, injectBeforeVmrun, interruptVmpl } from './interrupt-injection.js';
 import { handleMsrProtocol } from './ghcb-msr-protocol.js';
 import { LaunchError, type LaunchPlan } from '../igvm/launch-plan.js';
 import type { HostVcpu, VmContext, VmState } from './vm-context.js';
@@ -269,7 +269,8 @@ export class Vm implements VmContext {
         this.count('hlt');
         this.log(`vCPU ${vcpu.apicId} VMPL${from.vmpl} halted`);
         hv.next = null;
-        hv.halted = from.gpa;
+        // Only the VMPL that takes interrupts can be woken by one; any other waits for ever.
+        if (from.vmpl === interruptVmpl(this)) hv.halted = from.gpa;
         return 'suspend';
       case SVM_EXIT_INTR:
       case SVM_EXIT_VINTR:

@@ -169,3 +169,47 @@ describe('8254 channel 0 on IRQ 0', () => {
     expect(pit.nextEvent()).toBeNull();
   });
 });
+
+describe('8254 gate-triggered and strobe modes on channel 2', () => {
+  it('starts a mode 1 one-shot on the gate rising edge, OUT low until terminal count', () => {
+    const { out, inb, toTick } = setup();
+    out(CTRL, 0xb2); // channel 2, word, mode 1
+    out(0x42, 100);
+    out(0x42, 0);
+    toTick(50n);
+    expect(inb(0x61) & PORT61.OUT2).toBe(PORT61.OUT2); // waiting for a trigger: OUT high
+    out(0x61, PORT61.GATE2); // trigger at tick 50
+    toTick(60n);
+    expect(inb(0x61) & PORT61.OUT2).toBe(0);
+    expect(inb(0x42) | (inb(0x42) << 8)).toBe(90);
+    toTick(150n);
+    expect(inb(0x61) & PORT61.OUT2).toBe(PORT61.OUT2);
+    out(0x61, 0);
+    out(0x61, PORT61.GATE2); // retrigger at tick 150
+    toTick(151n);
+    expect(inb(0x61) & PORT61.OUT2).toBe(0);
+  });
+
+  it('drops OUT for exactly one clock at terminal count in mode 4', () => {
+    const { out, inb, toTick } = setup();
+    out(0x61, PORT61.GATE2);
+    out(CTRL, 0xb8); // channel 2, word, mode 4, at tick 0
+    out(0x42, 10);
+    out(0x42, 0);
+    const at = (tick: bigint): number => {
+      toTick(tick);
+      return inb(0x61) & PORT61.OUT2;
+    };
+    expect([at(9n), at(10n), at(11n)]).toEqual([PORT61.OUT2, 0, PORT61.OUT2]);
+  });
+
+  it('toggles the refresh bit every 18 clocks and keeps the writable bits of port 0x61', () => {
+    const { out, inb, toTick } = setup();
+    out(0x61, 0xff);
+    toTick(0n);
+    expect(inb(0x61) & 0x0f).toBe(0x0f);
+    const r0 = inb(0x61) & PORT61.REFRESH;
+    toTick(18n);
+    expect(inb(0x61) & PORT61.REFRESH).not.toBe(r0);
+  });
+});

@@ -131,3 +131,18 @@ describe('CMOS RTC', () => {
     for (let v = 0; v < 256; v++) for (let r = 0; r < 0x0e; r++) wr(r, v);
   });
 });
+
+describe('CMOS RTC divider', () => {
+  it('stops the clock while the divider is in reset and updates 500 ms after it is released', () => {
+    const { t, wr, rd } = setup();
+    t.tsc = SEC / 4n;
+    wr(0x0a, 0x70 | 0x06); // divider reset
+    t.tsc = 10n * SEC;
+    expect(rd(0x00)).toBe(0x30);
+    wr(0x0a, 0x26); // released at 10 s
+    t.tsc = 10n * SEC + SEC / 2n - 1n;
+    expect(rd(0x00)).toBe(0x30);
+    t.tsc = 10n * SEC + SEC / 2n;
+    expect(rd(0x00)).toBe(0x31);
+  });
+});
