@@ -13,7 +13,7 @@ import {
   QEMU_ISA_OVERRIDES,
 } from '../../igvm/acpi-tables.js';
 import { AcpiPm } from './acpi-pm.js';
-import type { MmioBus, PortBus } from './bus.js';
+import type { MmioBus, PortBus, PortDevice } from './bus.js';
 import { IOAPIC_WINDOW, Ioapic } from './ioapic.js';
 import { PIT_IRQ, PIT_PORT, Pit8254, SYSTEM_CONTROL_B_PORT, SystemControlB } from './pit8254.js';
 import { RTC_INDEX_PORT, RTC_IRQ, RtcCmos } from './rtc-cmos.js';
@@ -46,6 +46,9 @@ export function ioapicPinOfIsaIrq(irq: number): number {
   return (QEMU_ISA_OVERRIDES.find((o) => o.source === irq)?.gsi ?? irq) - DEFAULT_IOAPIC.gsiBase;
 }
 
+/** Later than any TSC a run reaches. */
+const NEVER = 1n << 64n;
+
 export class PcDevices {
   readonly ioapic: Ioapic;
   readonly pit: Pit8254;
@@ -53,24 +56,31 @@ export class PcDevices {
   readonly rtc: RtcCmos;
   readonly acpiPm: AcpiPm;
   private readonly apics: X2apics;
+  private readonly tsc: () => bigint;
+  /**
+   * Machine TSC before which no timed device raises an interrupt, so `poll` has nothing to do
+   * (it runs before every VMRUN of the guest); any access to those devices resets it.
+   */
+  private dueAt = 0n;
 
   constructor(o: PcDevicesOptions) {
     this.apics = o.apics;
+    this.tsc = o.tsc;
     this.ioapic = new Ioapic({ id: DEFAULT_IOAPIC.id, deliver: (m) => o.apics.deliver(m) });
     o.apics.onEoi((v) => this.ioapic.eoi(v));
     o.mmio.register(DEFAULT_IOAPIC.address, IOAPIC_WINDOW, this.ioapic);
     const tscHz = o.tscHz ?? VIRTUAL_TSC_HZ;
     const clock = (hz: bigint): DeviceClock => new DeviceClock(hz, o.tsc, tscHz);
     this.pit = new Pit8254({ clock: clock(PIT_HZ), irq0: this.isaIrq(PIT_IRQ) });
-    o.ports.register(PIT_PORT, 4, this.pit);
+    o.ports.register(PIT_PORT, 4, this.touching(this.pit));
     this.port61 = new SystemControlB(this.pit);
-    o.ports.register(SYSTEM_CONTROL_B_PORT, 1, this.port61);
+    o.ports.register(SYSTEM_CONTROL_B_PORT, 1, this.touching(this.port61));
     this.rtc = new RtcCmos({
       clock: clock(RTC_HZ),
       irq8: this.isaIrq(RTC_IRQ),
       ...(o.rtcEpoch === undefined ? {} : { epoch: o.rtcEpoch }),
     });
-    o.ports.register(RTC_INDEX_PORT, 2, this.rtc);
+    o.ports.register(RTC_INDEX_PORT, 2, this.touching(this.rtc));
     this.acpiPm = new AcpiPm({
       clock: clock(ACPI_PM_TIMER_HZ),
       pm1aEvt: ACPI_PM1A_EVT_PORT,
@@ -80,9 +90,25 @@ export class PcDevices {
       sci: this.isaIrq(ACPI_SCI_IRQ),
       powerOff: o.powerOff,
     });
-    o.ports.register(ACPI_PM1A_EVT_PORT, 4, this.acpiPm);
-    o.ports.register(ACPI_PM1A_CNT_PORT, 2, this.acpiPm);
-    o.ports.register(ACPI_PM_TMR_PORT, 4, this.acpiPm);
+    const pm = this.touching(this.acpiPm);
+    o.ports.register(ACPI_PM1A_EVT_PORT, 4, pm);
+    o.ports.register(ACPI_PM1A_CNT_PORT, 2, pm);
+    o.ports.register(ACPI_PM_TMR_PORT, 4, pm);
+  }
+
+  /** `device` on the bus, with every access making `poll` look again. */
+  private touching(device: PortDevice): PortDevice {
+    return {
+      name: device.name,
+      in: (port, size) => {
+        this.dueAt = 0n;
+        return device.in(port, size);
+      },
+      out: (port, size, value) => {
+        this.dueAt = 0n;
+        device.out(port, size, value);
+      },
+    };
   }
 
   /** The line a device raises for ISA IRQ `irq`, wired to its IOAPIC pin. */
@@ -93,9 +119,14 @@ export class PcDevices {
 
   /** Brings the timed devices up to virtual time, raising the interrupts that are due. */
   poll(): void {
+    if (this.tsc() < this.dueAt) return;
     this.pit.poll();
     this.rtc.update();
     this.acpiPm.update();
+    let due: bigint | null = null;
+    for (const t of [this.pit.nextEvent(), this.rtc.nextEvent(), this.acpiPm.nextEvent()])
+      if (t !== null && (due === null || t < due)) due = t;
+    this.dueAt = due ?? NEVER;
   }
 
   /**

@@ -262,7 +262,9 @@ export class RtcCmos implements PortDevice {
   }
 
   private alarmMatches(unix: number): boolean {
-    const f = fieldsOf(unix);
+    // Time of day by arithmetic: the alarm scan may look at a day of seconds.
+    const sod = ((unix % 86_400) + 86_400) % 86_400;
+    const f = { hour: Math.floor(sod / 3600), min: Math.floor(sod / 60) % 60, sec: sod % 60 };
     const ok = (reg: number, value: number, hour: boolean): boolean => {
       const a = this.ram[reg]!;
       if ((a & 0xc0) === 0xc0) return true; // "don't care"
