@@ -241,6 +241,28 @@ describe('timer interrupts at the right virtual time', () => {
   });
 });
 
+describe('a halted guest nothing can wake', () => {
+  it('stops the VM when the timers that fire are all blocked by the TPR', () => {
+    const taken: [number, bigint][] = [];
+    const cvm = runGuest(
+      function* (g) {
+        yield* g.io.wrmsr(A.TPR, 0xf0n);
+        yield* g.io.wrmsr(A.TIMER_DIVIDE_CONFIG, 0xbn);
+        yield* g.io.wrmsr(A.LVT_TIMER, (1n << 17n) | 0x40n); // periodic, vector 0x40
+        yield* g.io.wrmsr(A.TIMER_INITIAL_COUNT, 10_000n);
+        g.cpu.interruptsEnabled = true;
+        yield* g.cpu.hlt();
+      },
+      undefined,
+      taken,
+    );
+    cvm.vm.run(); // the default bound on VMRUNs is far above the idle-skip bound
+    expect(cvm.vm.state).toBe('stopped');
+    expect(taken).toEqual([]);
+    expect(cvm.hostLog).toContain('every vCPU waits; 10000 timer events woke none');
+  });
+});
+
 describe('ACPI S5', () => {
   it('powers the VM off cleanly when the guest writes SLP_TYP(S5) | SLP_EN', () => {
     const after: string[] = [];

@@ -28,6 +28,8 @@ const SVM_EXIT_NPF = 0x400n;
 const SVM_EXIT_VMGEXIT = 0x403n;
 const SVM_EXIT_HLT = 0x78n;
 const SVM_EXIT_SHUTDOWN = 0x7fn;
+/** Timer events in a row that the scheduler skips to without waking a vCPU before it gives up. */
+const MAX_IDLE_SKIPS = 10_000;
 /** GHCBInfo of a GHCB MSR value: zero for a GHCB page's GPA, else an MSR-protocol request. */
 const GHCB_MSR_INFO_MASK =
   ((1n << BigInt(GHCB_MSR_VALUE.specs.info.width)) - 1n) << BigInt(GHCB_MSR_VALUE.specs.info.lo);
@@ -182,8 +184,9 @@ export class Vm implements VmContext {
   run(maxEntries = 10_000_000): VmState {
     if (this.state === 'launched') this.state = 'running';
     let entries = 0;
+    let idleSkips = 0;
     while (this.state === 'running') {
-      let runnable = this.wakeHalted();
+      const runnable = this.wakeHalted();
       if (runnable.length === 0) {
         // Every vCPU waits: skip virtual time to the next timer interrupt a halted vCPU could
         // take; a vCPU halted with interrupts off, or nothing armed, waits for ever.
@@ -192,14 +195,17 @@ export class Vm implements VmContext {
         )
           ? platformOf(this).pc.nextEvent()
           : null;
-        if (next === null || ++entries >= maxEntries) {
+        // Timers that fire without waking anyone (an APIC whose TPR blocks them) stop the VM too.
+        if (next === null || ++entries >= maxEntries || ++idleSkips > MAX_IDLE_SKIPS) {
+          if (idleSkips > MAX_IDLE_SKIPS)
+            this.log(`every vCPU waits; ${MAX_IDLE_SKIPS} timer events woke none`);
           this.state = 'stopped';
           break;
         }
         if (next > this.machine.tsc) this.machine.tsc = next;
-        runnable = this.wakeHalted();
         continue;
       }
+      idleSkips = 0;
       for (const v of runnable) {
         if (v.next === null || this.state !== 'running') continue;
         const gpa = v.next;
