@@ -263,6 +263,47 @@ describe('a halted guest nothing can wake', () => {
   });
 });
 
+describe('NMIs', () => {
+  it('wakes a vCPU halted with IF clear; a program that ended does not start again', () => {
+    let starts = 0;
+    const cvm = runGuest(function* () {
+      starts++;
+      yield* (function* () {})(); // the program ends: HLT with IF clear
+    });
+    run(cvm);
+    expect(cvm.vm.state).toBe('stopped');
+    platformOf(cvm.vm).apics.apics[0]!.nmiPending = true;
+    run(cvm);
+    expect(cvm.hostLog).toContain('vCPU 0: NMI injected into VMPL2');
+    expect(starts).toBe(1);
+    expect(cvm.vm.state).toBe('stopped');
+  });
+
+  it('blocks a second NMI until the guest signals NMI_COMPLETE', () => {
+    const taken: [number, bigint][] = [];
+    const seen: number[] = [];
+    const cvm = runGuest(
+      function* (g) {
+        yield* g.io.wrmsr(A.ICR, (1n << 18n) | 0x400n); // NMI to self: the handler runs
+        seen.push(taken.length);
+        yield* g.io.wrmsr(A.ICR, (1n << 18n) | 0x400n); // blocked: no NMI_COMPLETE yet
+        yield* g.io.in(0x80);
+        seen.push(taken.length);
+        yield* g.io.nmiComplete();
+        yield* g.io.in(0x80);
+        seen.push(taken.length);
+      },
+      function* () {
+        // An NMI handler that does not tell the host it is done.
+      },
+      taken,
+    );
+    run(cvm);
+    expect(seen).toEqual([1, 1, 2]);
+    expect(taken.map(([v]) => v)).toEqual([2, 2]);
+  });
+});
+
 describe('ACPI S5', () => {
   it('powers the VM off cleanly when the guest writes SLP_TYP(S5) | SLP_EN', () => {
     const after: string[] = [];

@@ -135,6 +135,8 @@ interface Running {
 
 export class ScriptedEngine implements Engine {
   private readonly running = new Map<Vcpu, Running>();
+  /** The VMSA each vCPU's program ended in; running that VMSA again halts at once. */
+  private readonly finished = new Map<Vcpu, number>();
   readonly logLines: string[] = [];
 
   constructor(
@@ -176,7 +178,14 @@ export class ScriptedEngine implements Engine {
 
   run(vcpu: Vcpu, exits: ExitPort): void {
     let r = this.running.get(vcpu);
+    if (r === undefined && this.finished.get(vcpu) === vcpu.running?.gpa) {
+      // A program that ended stays halted (an NMI may wake the VMSA; there is no code to run).
+      vcpu.eventInj = 0;
+      this.exit(vcpu, exits, SVM_EXIT_HLT, false);
+      return;
+    }
     if (r === undefined) {
+      this.finished.delete(vcpu);
       const cpu = new ScriptedCpu(this.machine, vcpu, (l) => this.log(l));
       r = { cpu, frames: [{ code: this.programFor(cpu.vcpuIndex)(cpu), savedIf: false }] };
       this.running.set(vcpu, r);
@@ -213,6 +222,7 @@ export class ScriptedEngine implements Engine {
           continue;
         }
         this.running.delete(vcpu);
+        this.finished.set(vcpu, vcpu.running?.gpa ?? -1);
         this.exit(vcpu, exits, SVM_EXIT_HLT, false);
         return;
       }
