@@ -7,7 +7,8 @@
 // - revision 6.5, SMI_CMD = 0 (no SMM: ACPI mode is always on), SCI on ISA IRQ 9;
 // - PM1a event block at I/O port 0x600 (4 bytes) and PM1a control block at 0x604 (2 bytes), as on
 //   QEMU's q35; ACPICA needs both on non-reduced hardware. No PM1b, PM2, GPE blocks, no PM timer
-//   (unless `pmTimerPort` is given), no reset register, C2/C3 unsupported (latencies 0xFFF);
+//   (unless `pmTimerPort` is given: the host's 24-bit one is at `ACPI_PM_TMR_PORT`, so no
+//   TMR_VAL_EXT), no reset register, C2/C3 unsupported (latencies 0xFFF);
 // - flags WBINVD, PROC_C1, PWR_BUTTON and SLP_BUTTON (both buttons, if any, are control-method
 //   devices, so no fixed button events); never HW_REDUCED_ACPI;
 // - IA-PC boot flags: VGA not present, no 8042, no legacy devices (the CMOS RTC is left
