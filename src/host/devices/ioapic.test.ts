@@ -210,3 +210,51 @@ describe('IOAPIC pins', () => {
     );
   });
 });
+
+describe('IOAPIC rules', () => {
+  it('never leaves a held, unmasked level undelivered, and edge pins never hold Remote IRR', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            op: fc.constantFrom('assert', 'deassert', 'service', 'mask', 'unmask', 'edge', 'level'),
+            pin: fc.integer({ min: 0, max: 3 }),
+          }),
+          { maxLength: 40 },
+        ),
+        (ops) => {
+          const { io, wr, rd, apics } = setup(1);
+          const wire = [false, false, false, false];
+          const low = [0, 1, 2, 3].map((p) => R.TRIGGER_LEVEL | (0x40 + p));
+          low.forEach((v, p) => wr(0x10 + 2 * p, v));
+          const apic = apics.apics[0]!;
+          for (const { op, pin } of ops) {
+            if (op === 'assert' || op === 'deassert') {
+              wire[pin] = op === 'assert';
+              io.setLine(pin, wire[pin]);
+            } else if (op === 'service') {
+              const v = apic.irr.highest();
+              if (v >= 0) {
+                apic.acknowledge(v);
+                apic.write(A.EOI, 0n);
+              }
+            } else {
+              const bits = { mask: R.MASKED, unmask: 0, edge: 0, level: R.TRIGGER_LEVEL }[op];
+              if (op === 'mask' || op === 'unmask') low[pin] = (low[pin]! & ~R.MASKED) | bits;
+              else low[pin] = (low[pin]! & ~R.TRIGGER_LEVEL) | bits;
+              wr(0x10 + 2 * pin, low[pin]!);
+            }
+            for (let p = 0; p < 4; p++) {
+              const e = rd(0x10 + 2 * p);
+              const level = (e & R.TRIGGER_LEVEL) !== 0;
+              if (!level) expect(e & R.REMOTE_IRR).toBe(0);
+              if (level && wire[p] && (e & R.MASKED) === 0)
+                expect(e & R.REMOTE_IRR).toBe(R.REMOTE_IRR);
+            }
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
