@@ -252,11 +252,11 @@ describe('MMIO through the shared buffer', () => {
       function* (cpu) {
         const s = { swScratch: BUFFER_GPA };
         got.unclaimed = yield* exit(cpu, SW_EXITCODE.MMIO_READ, 0xfed0_0000n, 4n, s);
-        got.read = yield* exit(cpu, SW_EXITCODE.MMIO_READ, 0xfec0_0010n, 4n, s);
+        got.read = yield* exit(cpu, SW_EXITCODE.MMIO_READ, 0xfeb0_0010n, 4n, s);
         got.write = yield* exit(
           cpu,
           SW_EXITCODE.MMIO_WRITE,
-          0xfec0_0000n,
+          0xfeb0_0000n,
           2n,
           s,
           Uint8Array.of(0xab, 0xcd),
@@ -277,7 +277,7 @@ describe('MMIO through the shared buffer', () => {
         got.hugeGpa = yield* exit(cpu, SW_EXITCODE.MMIO_READ, 0xffff_ffff_ffff_fff0n, 4n, s);
       },
       (cvm) =>
-        platformOf(cvm.vm).mmio.register(0xfec0_0000, 0x20, {
+        platformOf(cvm.vm).mmio.register(0xfeb0_0000, 0x20, {
           name: 'probe',
           read: (off, data) => data.fill(off + 1),
           write: (off, data) => void written.push([off, ...data]),

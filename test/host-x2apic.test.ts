@@ -70,6 +70,7 @@ interface Guest {
   wr(msr: number, value: bigint): Generator<void, void, void>;
   raw(msr: number, write?: bigint): Generator<void, MsrAnswer, void>;
   readonly machine: Machine;
+  readonly cpu: GuestCpu;
 }
 
 /** Runs `body` on vCPU 0 of a fresh CVM after GHCB set-up and the switch to x2APIC mode. */
@@ -97,6 +98,7 @@ function runGuest(
           if (a.status[0] !== 0n) throw new Error(`WRMSR 0x${msr.toString(16)} failed`);
         },
         machine: box.machine!,
+        cpu,
       };
       if (o.x2apic !== false) yield* g.wr(MSR.APIC_BASE, X2APIC_ON);
       yield* body(g);
@@ -223,7 +225,13 @@ describe('x2APIC registers through the GHCB MSR exit', () => {
 describe('IPIs through the ICR', () => {
   it('lands a self-IPI (ICR shorthand and SELF IPI register) in the IRR; illegal vectors set ESR', () => {
     const got: Record<string, bigint | number> = {};
+    const events: number[][] = [];
     const cvm = runGuest(function* (g) {
+      // NMIs are injected whatever IF says: the guest needs a handler for its own.
+      g.cpu.onInterrupt = function* (vector, type) {
+        events.push([vector, type]);
+        yield* g.raw(A.ID); // the handler's own exits nest inside the interrupted code
+      };
       yield* g.wr(A.ICR, (1n << 18n) | 0x30n);
       got.irrDisabled = yield* g.rd(bit(0x30)[0]); // software-disabled APIC drops fixed IPIs
       yield* g.wr(A.SVR, 0x1ffn);
@@ -238,7 +246,11 @@ describe('IPIs through the ICR', () => {
       yield* g.wr(A.ESR, 0n);
       got.esr = yield* g.rd(A.ESR);
       yield* g.wr(A.ICR, (1n << 18n) | 0x400n); // NMI to self
+      got.afterNmi = yield* g.rd(A.ID);
     });
+    // The NMI went in at the VMRUN after the ICR write (EVENTINJ type 2, vector 2); the fixed
+    // vectors stay pending: the guest runs with IF clear.
+    expect(events).toEqual([[2, 2]]);
     expect(got.irrDisabled).toBe(0n);
     expect(got.irr2).toBe(1n << 1n); // 0x41
     expect(got.irr3).toBe(1n << 18n); // 0x72
@@ -247,7 +259,6 @@ describe('IPIs through the ICR', () => {
     expect(got.esr).toBe(0x20n);
     const apics = platformOf(cvm.vm).apics;
     expect(apics.highestPending(0)).toBe(0xe3);
-    expect(apics.takeNmi(0)).toBe(true);
     expect(apics.takeNmi(0)).toBe(false);
     // The injection step's view: TPR masks classes at or below it; acknowledge moves IRR to ISR.
     const apic = apics.apics[0]!;

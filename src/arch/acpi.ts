@@ -206,6 +206,21 @@ export const FACS_VERSION = 2;
 /** Revision 2: AML integers are 64-bit. */
 export const DSDT_REVISION = 2;
 
+/**
+ * AML for `Name (\_S5, Package () { slpTyp, slpTyp, 0, 0 })` (ACPI 6.5, 7.4.2 "\_Sx System
+ * States"; AML encoding 20.2.5.2 DefName: NameOp 0x08, NameSeg; 20.2.5.4 DefPackage: PackageOp
+ * 0x12, one-byte PkgLength (itself and what follows), NumElements; BytePrefix 0x0A, ZeroOp 0x00).
+ * OSPM writes element 0 to PM1a_CNT.SLP_TYP (element 1 to PM1b) to enter soft-off.
+ */
+export function amlS5Object(slpTyp: number): Uint8Array {
+  if (!Number.isInteger(slpTyp) || slpTyp < 0 || slpTyp > 7)
+    throw new RangeError(`SLP_TYP ${slpTyp} is not 0..7`);
+  const name = [0x5f, 0x53, 0x35, 0x5f]; // "_S5_"
+  const elements = [0x0a, slpTyp, 0x0a, slpTyp, 0x00, 0x00];
+  const pkgLength = 1 + 1 + elements.length;
+  return Uint8Array.from([0x08, ...name, 0x12, pkgLength, 4, ...elements]);
+}
+
 // --- MADT (ACPI 5.2.12) -------------------------------------------------------------------------
 
 /** MADT revision as QEMU writes it. */

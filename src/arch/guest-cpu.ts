@@ -21,6 +21,19 @@ export interface GuestCpu {
   vmgexit(): Generator<void, void, void>;
   /** Appends a line to the run's log (a test's view of what the guest did). */
   log(text: string): void;
+  /** RFLAGS.IF: set it for STI, clear it for CLI. Clear while an interrupt handler runs. */
+  interruptsEnabled: boolean;
+  /**
+   * The guest's IDT in short: the handler of every event the host injects (EVENTINJ), run at the
+   * next instruction boundary (between VMGEXITs) with IF clear, like an interrupt gate; IF comes
+   * back when it returns (IRET). An injected event with no handler is a triple fault.
+   */
+  onInterrupt: InterruptHandler | null;
+  /** HLT: an automatic exit; returns after the host has woken the vCPU (and the handler ran). */
+  hlt(): Generator<void, void, void>;
 }
+
+/** An injected event's handler: `vector`, and `type` as EVENT_TYPE (0 interrupt, 2 NMI...). */
+export type InterruptHandler = (vector: number, type: number) => Generator<void, void, void>;
 
 export type GuestProgram = (cpu: GuestCpu) => Generator<void, void, void>;

@@ -27,6 +27,7 @@ import { dr7Exit, rdtscExit, vmmcallExit } from './exits/misc.js';
 import { mmioExit } from './exits/mmio.js';
 import { msrExit } from './exits/msr.js';
 import { HOST_HV_FEATURES } from './ghcb-msr-protocol.js';
+import { nmiComplete } from './interrupt-injection.js';
 import { changePageState } from './page-state.js';
 import type { HostVcpu, VmContext } from './vm-context.js';
 
@@ -118,7 +119,10 @@ function dispatch(x: GhcbExit, code: number): ExitDecision {
       vmmcallExit(x);
       return 'resume';
     case SW_EXITCODE.WBINVD:
+      x.ok(0n);
+      return 'resume';
     case SW_EXITCODE.NMI_COMPLETE:
+      nmiComplete(vm, hv);
       x.ok(0n);
       return 'resume';
     case SW_EXITCODE.HV_FEATURES:

@@ -13,18 +13,24 @@ export interface HostVcpu {
   readonly ghcbs: (number | null)[];
   /** The VMSA to run next; null while the vCPU waits (reset hold, halt, not started). */
   next: number | null;
+  /** The guest VMSA a HLT parked (next is null then); an interrupt for it wakes the vCPU. */
+  halted: number | null;
 }
 
-export type VmState = 'created' | 'launched' | 'running' | 'terminated' | 'stopped';
+/** 'stopped': every vCPU waits and nothing can wake one; 'powered-off': the guest entered S5. */
+export type VmState = 'created' | 'launched' | 'running' | 'terminated' | 'stopped' | 'powered-off';
 
 export interface VmContext {
   readonly machine: Machine;
   readonly state: VmState;
+  readonly vcpus: readonly HostVcpu[];
   log(line: string): void;
   serial(bytes: Uint8Array): void;
   byApicId(apicId: number): HostVcpu | undefined;
   /** Makes `vmpl`'s VMSA the next one to run on `hv`; false when none is registered. */
   switchTo(hv: HostVcpu, vmpl: number): boolean;
   terminate(reason: string, byGuest: boolean): void;
+  /** The guest turned the machine off (ACPI S5): every vCPU stops, which is not an error. */
+  powerOff(reason: string): void;
   guestTerminated(reasonSet: number, reasonCode: number): void;
 }

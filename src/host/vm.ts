@@ -7,8 +7,17 @@ import { GHCB_MSR_VALUE, PAGE_TYPE, describeTermination } from '../arch/index.js
 import type { ExitDecision, VmExit } from '../hw/engine.js';
 import type { Machine } from '../hw/machine.js';
 import { HUGE_PAGE_SIZE, PAGE_SIZE } from '../hw/memory.js';
-import { type Vcpu, VmrunError, type VmsaRunning } from '../hw/vcpu.js';
+import {
+  INT_STATE,
+  SVM_EXIT_INTR,
+  SVM_EXIT_VINTR,
+  type Vcpu,
+  VmrunError,
+  type VmsaRunning,
+} from '../hw/vcpu.js';
+import { platformOf } from './devices/platform.js';
 import { handleGhcbExit } from './ghcb-exits.js';
+import { canWake, injectBeforeVmrun, interruptVmpl } from './interrupt-injection.js';
 import { handleMsrProtocol } from './ghcb-msr-protocol.js';
 import { LaunchError, type LaunchPlan } from '../igvm/launch-plan.js';
 import type { HostVcpu, VmContext, VmState } from './vm-context.js';
@@ -19,7 +28,8 @@ const SVM_EXIT_NPF = 0x400n;
 const SVM_EXIT_VMGEXIT = 0x403n;
 const SVM_EXIT_HLT = 0x78n;
 const SVM_EXIT_SHUTDOWN = 0x7fn;
-const SVM_EXIT_INTR = 0x60n;
+/** Timer events in a row that the scheduler skips to without waking a vCPU before it gives up. */
+const MAX_IDLE_SKIPS = 10_000;
 /** GHCBInfo of a GHCB MSR value: zero for a GHCB page's GPA, else an MSR-protocol request. */
 const GHCB_MSR_INFO_MASK =
   ((1n << BigInt(GHCB_MSR_VALUE.specs.info.width)) - 1n) << BigInt(GHCB_MSR_VALUE.specs.info.lo);
@@ -57,6 +67,7 @@ export class Vm implements VmContext {
       vmsas: [null, null, null, null],
       ghcbs: [null, null, null, null],
       next: null,
+      halted: null,
     }));
     machine.setExitHandler((vcpu, exit, from) => this.handleExit(vcpu, exit, from));
   }
@@ -147,6 +158,17 @@ export class Vm implements VmContext {
     }
   }
 
+  /** The guest powered the machine off; every vCPU stops at its next exit. */
+  powerOff(reason: string): void {
+    if (this.state === 'terminated' || this.state === 'powered-off') return;
+    this.state = 'powered-off';
+    for (const v of this.vcpus) {
+      v.next = null;
+      v.halted = null;
+    }
+    this.log(`powered off: ${reason}`);
+  }
+
   /** Ends the VM; every vCPU stops at its next exit. */
   terminate(reason: string, byGuest: boolean): void {
     if (this.termination === null) this.termination = { reason, byGuest };
@@ -162,15 +184,34 @@ export class Vm implements VmContext {
   run(maxEntries = 10_000_000): VmState {
     if (this.state === 'launched') this.state = 'running';
     let entries = 0;
+    let idleSkips = 0;
     while (this.state === 'running') {
-      const runnable = this.vcpus.filter((v) => v.next !== null);
+      const runnable = this.wakeHalted();
       if (runnable.length === 0) {
-        this.state = 'stopped';
-        break;
+        // Every vCPU waits: skip virtual time to the next timer interrupt a halted vCPU could
+        // take; a vCPU halted with interrupts off, or nothing armed, waits for ever.
+        const next = this.vcpus.some(
+          (v) => v.halted !== null && (v.vcpu.intState & INT_STATE.IF) !== 0,
+        )
+          ? platformOf(this).pc.nextEvent()
+          : null;
+        // Timers that fire without waking anyone (an APIC whose TPR blocks them) stop the VM too.
+        if (next === null || ++entries >= maxEntries || ++idleSkips > MAX_IDLE_SKIPS) {
+          if (idleSkips > MAX_IDLE_SKIPS)
+            this.log(`every vCPU waits; ${MAX_IDLE_SKIPS} timer events woke none`);
+          this.state = 'stopped';
+          break;
+        }
+        if (next > this.machine.tsc) this.machine.tsc = next;
+        continue;
       }
+      idleSkips = 0;
       for (const v of runnable) {
         if (v.next === null || this.state !== 'running') continue;
         const gpa = v.next;
+        v.halted = null;
+        const vmpl = v.vmsas.indexOf(gpa);
+        if (vmpl >= 0) injectBeforeVmrun(this, v, vmpl);
         try {
           this.machine.run(v.vcpu, gpa);
         } catch (e) {
@@ -189,14 +230,34 @@ export class Vm implements VmContext {
     return this.state;
   }
 
+  /** Wakes halted vCPUs that have an interrupt to take; returns the runnable vCPUs. */
+  private wakeHalted(): HostVcpu[] {
+    for (const v of this.vcpus) {
+      if (v.halted === null || v.next !== null) continue;
+      if (canWake(this, v)) {
+        v.next = v.halted;
+        v.halted = null;
+      }
+    }
+    return this.vcpus.filter((v) => v.next !== null);
+  }
+
   private count(kind: string): void {
     this.exitCounts.set(kind, (this.exitCounts.get(kind) ?? 0) + 1);
   }
 
-  /** The exit handler the machine calls synchronously. */
+  /** The exit handler the machine calls synchronously; the same VMSA runs again on 'resume'. */
   private handleExit(vcpu: Vcpu, exit: VmExit, from: VmsaRunning): ExitDecision {
+    const decision = this.dispatchExit(vcpu, exit, from);
+    // A device access can end the machine (ACPI S5) in the middle of an exit that succeeded.
+    if (this.state === 'terminated' || this.state === 'powered-off') return 'suspend';
+    if (decision === 'resume') injectBeforeVmrun(this, this.hostVcpu(vcpu), from.vmpl);
+    return decision;
+  }
+
+  private dispatchExit(vcpu: Vcpu, exit: VmExit, from: VmsaRunning): ExitDecision {
     const hv = this.hostVcpu(vcpu);
-    if (this.state === 'terminated') return 'suspend';
+    if (this.state === 'terminated' || this.state === 'powered-off') return 'suspend';
     switch (exit.exitCode) {
       case SVM_EXIT_VMGEXIT: {
         const msr = vcpu.ghcbMsr[from.vmpl]!;
@@ -219,7 +280,13 @@ export class Vm implements VmContext {
         this.count('hlt');
         this.log(`vCPU ${vcpu.apicId} VMPL${from.vmpl} halted`);
         hv.next = null;
+        // Only the VMPL that takes interrupts can be woken by one; any other waits for ever.
+        if (from.vmpl === interruptVmpl(this)) hv.halted = from.gpa;
         return 'suspend';
+      case SVM_EXIT_VINTR:
+        // The guest opened its interrupt window: injection follows on resume.
+        this.count('vintr');
+        return 'resume';
       case SVM_EXIT_SHUTDOWN:
         this.terminate(`vCPU ${vcpu.apicId} VMPL${from.vmpl} shut down (triple fault)`, false);
         return 'suspend';

@@ -62,6 +62,15 @@ export class VmrunError extends Error {
   readonly exitCode = SVM_EXIT_ERROR.VMEXIT_INVALID;
 }
 
+/** `Vcpu.intState` bits (VMCB INT_STATE). */
+export const INT_STATE = { SHADOW: 1, IF: 2 } as const;
+/** `Vcpu.eventInj` bits (VMCB EVENTINJ; layout EVENT_INJ in arch/vmsa.ts). */
+export const EVENTINJ_VALID = 0x8000_0000;
+export const EVENTINJ_TYPE_SHIFT = 8;
+/** SVM exit codes of an interrupt-window exit and of a physical interrupt (end of a time slice). */
+export const SVM_EXIT_VINTR = 0x64n;
+export const SVM_EXIT_INTR = 0x60n;
+
 export interface VmsaRunning {
   readonly gpa: number;
   readonly vmpl: number;
@@ -88,6 +97,19 @@ export class Vcpu {
   eventInj = 0;
   /** Error code pushed with the injected event when EV is set. */
   eventInjErrorCode = 0;
+  /**
+   * The VMCB's INT_STATE as #VMEXIT leaves it (APM vol. 2, 15.35.x: for an SEV-ES guest, whose
+   * RFLAGS the hypervisor cannot read, bit 1 GUEST_INTERRUPT_MASK mirrors RFLAGS.IF): bit 0
+   * INTERRUPT_SHADOW (after STI / MOV SS), bit 1 RFLAGS.IF. The engine writes it at every exit;
+   * the host injects an external interrupt only when IF is set and no shadow is active.
+   */
+  intState = 0;
+  /**
+   * V_IRQ with the VINTR intercept (VMCB V_INTR_CTRL bit 8): the host asks for an exit (VINTR,
+   * 0x64) at the first instruction boundary where the guest can take an interrupt (IF set, no
+   * shadow). The engine clears it when it takes that exit; the host clears it when nothing waits.
+   */
+  vIrq = false;
 
   /** Guest memory, written only by #VMEXIT (which marks the VMSA page it stores to). */
   private readonly bytes: Uint8Array;

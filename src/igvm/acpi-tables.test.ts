@@ -96,7 +96,11 @@ describe('buildAcpiTables', () => {
     expect(p.facs % 64).toBe(0);
     expect(ascii(FACS.get(t.bytes, 'signature', p.facs))).toBe('FACS');
     expect(FACS.get(t.bytes, 'length', p.facs)).toBe(64);
-    expect(p.dsdt.length).toBe(36);
+    // The DSDT holds Name (\_S5, Package () {5, 5, 0, 0}), the SLP_TYP the host's PM1a acts on.
+    expect(p.dsdt.length).toBe(36 + 14);
+    expect([...t.bytes.subarray(p.dsdt.off + 36, p.dsdt.off + 50)]).toEqual([
+      0x08, 0x5f, 0x53, 0x35, 0x5f, 0x12, 0x08, 0x04, 0x0a, 5, 0x0a, 5, 0x00, 0x00,
+    ]);
 
     // MADT: LAPIC at 0xFEE00000, no PCAT_COMPAT, n x2APICs, one IOAPIC, two overrides, one NMI.
     expect(MADT_HEADER.get(t.bytes, 'localApicAddress', p.madt.off)).toBe(0xfee0_0000);

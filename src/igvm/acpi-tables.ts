@@ -7,15 +7,17 @@
 // - revision 6.5, SMI_CMD = 0 (no SMM: ACPI mode is always on), SCI on ISA IRQ 9;
 // - PM1a event block at I/O port 0x600 (4 bytes) and PM1a control block at 0x604 (2 bytes), as on
 //   QEMU's q35; ACPICA needs both on non-reduced hardware. No PM1b, PM2, GPE blocks, no PM timer
-//   (unless `pmTimerPort` is given), no reset register, C2/C3 unsupported (latencies 0xFFF);
+//   (unless `pmTimerPort` is given: the host's 24-bit one is at `ACPI_PM_TMR_PORT`, so no
+//   TMR_VAL_EXT), no reset register, C2/C3 unsupported (latencies 0xFFF);
 // - flags WBINVD, PROC_C1, PWR_BUTTON and SLP_BUTTON (both buttons, if any, are control-method
 //   devices, so no fixed button events); never HW_REDUCED_ACPI;
 // - IA-PC boot flags: VGA not present, no 8042, no legacy devices (the CMOS RTC is left
 //   present; `bootArch` overrides);
 // - FACS through X_FIRMWARE_CTRL only (the spec wants FIRMWARE_CTRL 0 then), DSDT through both
 //   DSDT (when below 4 GiB) and X_DSDT with the same address.
-// The DSDT is a header with an empty AML definition block: with a legacy FADT, ISA IRQ n maps to
-// IOAPIC pin n without AML.
+// The DSDT's AML holds only \_S5 (soft-off with SLP_TYP `ACPI_SLP_TYP_S5`, which the host's
+// PM1a control block acts on): with a legacy FADT, ISA IRQ n maps to IOAPIC pin n without AML.
+// The host's devices (src/host/devices/acpi-pm.ts) sit at the ports exported here.
 
 import {
   ACPI_SIG,
@@ -52,6 +54,7 @@ import {
   XSDT_REVISION,
   acpiChecksumByte,
   acpiName,
+  amlS5Object,
   type E820Type,
 } from '../arch/index.js';
 
@@ -99,6 +102,10 @@ export const QEMU_ISA_OVERRIDES: readonly InterruptOverride[] = [
 /** PM1a blocks at QEMU q35's ICH9 PM base (0x600). */
 export const ACPI_PM1A_EVT_PORT = 0x600;
 export const ACPI_PM1A_CNT_PORT = 0x604;
+/** Where the host's PM timer is (ICH9: PM base + 8); the FADT names it only given `pmTimerPort`. */
+export const ACPI_PM_TMR_PORT = 0x608;
+/** PM1a_CNT.SLP_TYP for S5 in our chipset (any 3-bit value works; \_S5 tells OSPM). */
+export const ACPI_SLP_TYP_S5 = 5;
 
 export interface AcpiTablesOptions {
   readonly vcpuCount: number;
@@ -167,7 +174,8 @@ export function buildAcpiTables(options: AcpiTablesOptions): AcpiTables {
     MADT_LOCAL_X2APIC_NMI.size;
   const xsdtEntries = 2; // FADT, MADT
   const xsdtLength = SDT_HEADER.size + xsdtEntries * XSDT_ENTRY_SIZE;
-  const dsdtLength = SDT_HEADER.size;
+  const dsdtAml = amlS5Object(ACPI_SLP_TYP_S5);
+  const dsdtLength = SDT_HEADER.size + dsdtAml.length;
   const rsdpOff = 0;
   const facsOff = align(rsdpOff + RSDP.size, FACS_ALIGN);
   const dsdtOff = align(facsOff + FACS.size, FACS_ALIGN);
@@ -201,8 +209,9 @@ export function buildAcpiTables(options: AcpiTablesOptions): AcpiTables {
     .set('length', FACS.size)
     .set('version', FACS_VERSION);
 
-  // DSDT: header only, an empty definition block.
+  // DSDT: the header and \_S5.
   header(dsdtOff, ACPI_SIG.DSDT, dsdtLength, DSDT_REVISION);
+  bytes.set(dsdtAml, dsdtOff + SDT_HEADER.size);
   seal(dsdtOff, dsdtLength);
 
   // FADT.

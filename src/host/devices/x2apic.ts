@@ -13,7 +13,10 @@
 // timer is brought up to date lazily from `vm.machine.tsc` on every access and on every
 // `highestPending` query. TSC-deadline mode exists only if the CPU model advertises it
 // (CPUID 1 ECX bit 24); otherwise MSR 0x6E0 raises #GP and timer mode 2 cannot be selected.
-// Interrupt injection is not here: `highestPending` and `acknowledge` are for whoever injects.
+// Interrupt injection is not here: `highestPending` and `acknowledge` are for whoever injects
+// (../interrupt-injection.ts). Device interrupts arrive through `X2apics.deliver` (the IOAPIC's
+// messages), and the EOI of a level-triggered vector (TMR set) is broadcast to `onEoi` listeners,
+// as the local APIC's EOI message reaches every IOAPIC.
 
 import { X2APIC_MSR } from '../../arch/index.js';
 
@@ -93,6 +96,8 @@ interface ApicSystem {
   guestTsc(apicId: number): bigint;
   readonly tscDeadline: boolean;
   sendIpi(from: LocalApic, icr: bigint): void;
+  /** The EOI of a level-triggered vector, broadcast to the IOAPICs. */
+  eoiBroadcast(vector: number): void;
 }
 
 /** The divide configuration register's divisor: bits 0, 1 and 3; 0b111 divides by 1. */
@@ -175,16 +180,20 @@ export class LocalApic {
     return (this.lvtRegister(X2APIC_MSR.LVT_TIMER) >> 17) & 3;
   }
 
-  /** Accepts a fixed interrupt into the IRR (KVM: dropped while software-disabled). */
-  acceptFixed(vector: number, level = false): void {
+  /**
+   * Accepts a fixed interrupt into the IRR (KVM: dropped while software-disabled); whether it was
+   * accepted (an IOAPIC sets Remote IRR only then).
+   */
+  acceptFixed(vector: number, level = false): boolean {
     if (vector < 16) {
       this.esrPending |= APIC_ESR.RECEIVE_ILLEGAL_VECTOR;
-      return;
+      return false;
     }
-    if (!this.softwareEnabled) return;
+    if (!this.softwareEnabled) return false;
     this.irr.set(vector);
     if (level) this.tmr.set(vector);
     else this.tmr.clear(vector);
+    return true;
   }
 
   /** The vector the APIC would deliver now (above the PPR's class), or -1. */
@@ -201,10 +210,12 @@ export class LocalApic {
     this.isr.set(vector);
   }
 
-  /** EOI: the highest in-service vector leaves the ISR. */
+  /** EOI: the highest in-service vector leaves the ISR; a level-triggered one is broadcast. */
   eoi(): void {
     const v = this.isr.highest();
-    if (v >= 0) this.isr.clear(v);
+    if (v < 0) return;
+    this.isr.clear(v);
+    if (this.tmr.has(v)) this.system.eoiBroadcast(v);
   }
 
   /** Machine TSC at which the timer next signals, or null (for a host that idles a HLT). */
@@ -225,6 +236,11 @@ export class LocalApic {
   private fireTimer(): void {
     const lvt = this.lvtRegister(X2APIC_MSR.LVT_TIMER);
     if ((lvt & APIC_LVT_MASKED) === 0) this.acceptFixed(lvt & 0xff);
+  }
+
+  /** Whether the timer's expiry would reach the IRR (LVT not masked). */
+  get timerUnmasked(): boolean {
+    return (this.lvtRegister(X2APIC_MSR.LVT_TIMER) & APIC_LVT_MASKED) === 0;
   }
 
   /** Signals the expiries that virtual time has reached since the last look. */
@@ -436,11 +452,24 @@ export interface X2apicOptions {
   readonly tscDeadline: boolean;
 }
 
+/** An interrupt message from an IOAPIC (or MSI): the fields of a redirection entry. */
+export interface InterruptMessage {
+  readonly vector: number;
+  /** ICR_DELIVERY: FIXED, LOWEST or NMI are delivered; SMI, INIT, ExtINT go nowhere here. */
+  readonly deliveryMode: number;
+  /** Logical destination mode (else physical). */
+  readonly logical: boolean;
+  /** 8-bit destination of an IOAPIC entry: an APIC ID, 0xFF for all, or a logical bit mask. */
+  readonly destination: number;
+  readonly level: boolean;
+}
+
 /** The local APICs of a VM, one per vCPU (index = APIC ID), and the interrupt bus between them. */
 export class X2apics implements ApicSystem {
   readonly apics: readonly LocalApic[];
   readonly tscDeadline: boolean;
   private readonly guestTscOf: (apicId: number) => bigint;
+  private readonly eoiListeners: ((vector: number) => void)[] = [];
 
   constructor(private readonly o: X2apicOptions) {
     this.tscDeadline = o.tscDeadline;
@@ -467,6 +496,43 @@ export class X2apics implements ApicSystem {
     if (a === undefined || !a.nmiPending) return false;
     a.nmiPending = false;
     return true;
+  }
+
+  /** Registers an IOAPIC for the EOI broadcast of level-triggered vectors. */
+  onEoi(listener: (vector: number) => void): void {
+    this.eoiListeners.push(listener);
+  }
+
+  eoiBroadcast(vector: number): void {
+    for (const l of this.eoiListeners) l(vector);
+  }
+
+  /**
+   * Delivers a device interrupt; returns how many APICs accepted it. Without interrupt remapping an
+   * IOAPIC reaches x2APIC IDs 0-254 physically (0xFF is broadcast) and, logically, the members of
+   * cluster 0 named by the 8-bit mask (x2APIC logical ID = cluster << 16 | 1 << (ID & 15)).
+   */
+  deliver(m: InterruptMessage): number {
+    const dest = m.destination & 0xff;
+    const targets = m.logical
+      ? this.apics.filter((a) => a.ldr >>> 16 === 0 && (a.ldr & dest) !== 0)
+      : dest === 0xff
+        ? [...this.apics]
+        : this.apics.filter((a) => a.apicId === dest);
+    switch (m.deliveryMode) {
+      case ICR_DELIVERY.FIXED:
+      case ICR_DELIVERY.LOWEST: {
+        const to = m.deliveryMode === ICR_DELIVERY.LOWEST ? targets.slice(0, 1) : targets;
+        let accepted = 0;
+        for (const t of to) if (t.acceptFixed(m.vector & 0xff, m.level)) accepted++;
+        return accepted;
+      }
+      case ICR_DELIVERY.NMI:
+        for (const t of targets) t.nmiPending = true;
+        return targets.length;
+      default:
+        return 0; // SMI, INIT, ExtINT: no SMM, APs start by AP_CREATION, no 8259
+    }
   }
 
   /** The APICs an ICR addresses. */

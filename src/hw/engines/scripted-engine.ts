@@ -3,11 +3,15 @@
 // generator: `yield* cpu.vmgexit()` is the VMGEXIT instruction, and the program resumes after it
 // when the host (or the SVSM, through the host) runs this VMSA again. Its registers live in the
 // vCPU's VMSA-layout context, its memory accesses go through the RMP at its VMPL.
+// Interrupts: at each VMRUN (and resume) the engine delivers the host's EVENTINJ to the program's
+// `onInterrupt` handler, run as a nested generator before the interrupted code goes on; at every
+// exit it reports RFLAGS.IF in `vcpu.intState`. `yield* cpu.hlt()` is HLT (an automatic exit).
 
 import {
   CpuFaultError,
   type GuestCpu,
   type GuestProgram,
+  type InterruptHandler,
   MSR,
   VECTOR,
   type Vmpl0Register,
@@ -17,7 +21,15 @@ import type { Machine } from '../machine.js';
 import { PAGE_SIZE } from '../memory.js';
 import { ACCESS, type Access, RMP_OK, RMP_VC_NOT_VALIDATED } from '../rmp.js';
 import type { TrackedMemory } from '../tracked-memory.js';
-import { type Vcpu, VMSA_AT, vmsaRegisterOffset } from '../vcpu.js';
+import {
+  SVM_EXIT_VINTR,
+  EVENTINJ_TYPE_SHIFT,
+  EVENTINJ_VALID,
+  INT_STATE,
+  type Vcpu,
+  VMSA_AT,
+  vmsaRegisterOffset,
+} from '../vcpu.js';
 
 const SVM_EXIT_VMGEXIT = 0x403n;
 const SVM_EXIT_HLT = 0x78n;
@@ -26,6 +38,10 @@ const SVM_EXIT_SHUTDOWN = 0x7fn;
 class ScriptedCpu implements GuestCpu {
   readonly vcpuIndex: number;
   readonly vmpl: number;
+  interruptsEnabled = false;
+  onInterrupt: InterruptHandler | null = null;
+  /** The last yield was HLT rather than VMGEXIT. */
+  halting = false;
   private readonly bytes: Uint8Array;
   private readonly memory: TrackedMemory;
 
@@ -100,13 +116,27 @@ class ScriptedCpu implements GuestCpu {
     yield;
   }
 
+  *hlt(): Generator<void, void, void> {
+    this.halting = true;
+    yield;
+  }
+
   log(text: string): void {
     this.onLog(text);
   }
 }
 
+/** A vCPU's program: the code it runs and the handlers interrupting it, innermost last. */
+interface Running {
+  readonly cpu: ScriptedCpu;
+  /** The program, then each handler running on top of it with the IF it interrupted. */
+  readonly frames: { readonly code: Generator<void, void, void>; readonly savedIf: boolean }[];
+}
+
 export class ScriptedEngine implements Engine {
-  private readonly running = new Map<Vcpu, Generator<void, void, void>>();
+  private readonly running = new Map<Vcpu, Running>();
+  /** The VMSA each vCPU's program ended in; running that VMSA again halts at once. */
+  private readonly finished = new Map<Vcpu, number>();
   readonly logLines: string[] = [];
 
   constructor(
@@ -122,33 +152,89 @@ export class ScriptedEngine implements Engine {
     this.onLog(line);
   }
 
+  /** Delivers a pending EVENTINJ: pushes the handler frame; false if there is no handler. */
+  private deliver(vcpu: Vcpu, r: Running): boolean {
+    const inj = vcpu.eventInj;
+    if ((inj & EVENTINJ_VALID) === 0) return true;
+    vcpu.eventInj = 0;
+    const vector = inj & 0xff;
+    const type = (inj >>> EVENTINJ_TYPE_SHIFT) & 7;
+    const handler = r.cpu.onInterrupt;
+    if (handler === null) {
+      this.log(`guest vCPU ${vcpu.apicId}: no handler for injected vector ${vector}`);
+      return false;
+    }
+    r.frames.push({ code: handler(vector, type), savedIf: r.cpu.interruptsEnabled });
+    r.cpu.interruptsEnabled = false;
+    r.cpu.halting = false; // an interrupt ends HLT
+    return true;
+  }
+
+  /** An exit with RFLAGS.IF reported (VMCB INT_STATE), as #VMEXIT leaves it. */
+  private exit(vcpu: Vcpu, exits: ExitPort, code: bigint, ifFlag: boolean) {
+    vcpu.intState = ifFlag ? INT_STATE.IF : 0;
+    return exits.exit(vcpu, { exitCode: code, exitInfo1: 0n, exitInfo2: 0n });
+  }
+
   run(vcpu: Vcpu, exits: ExitPort): void {
-    let it = this.running.get(vcpu);
-    if (it === undefined) {
+    let r = this.running.get(vcpu);
+    if (r === undefined && this.finished.get(vcpu) === vcpu.running?.gpa) {
+      // A program that ended stays halted (an NMI may wake the VMSA; there is no code to run).
+      vcpu.eventInj = 0;
+      this.exit(vcpu, exits, SVM_EXIT_HLT, false);
+      return;
+    }
+    if (r === undefined) {
+      this.finished.delete(vcpu);
       const cpu = new ScriptedCpu(this.machine, vcpu, (l) => this.log(l));
-      it = this.programFor(cpu.vcpuIndex)(cpu);
-      this.running.set(vcpu, it);
+      r = { cpu, frames: [{ code: this.programFor(cpu.vcpuIndex)(cpu), savedIf: false }] };
+      this.running.set(vcpu, r);
     }
     for (;;) {
+      if (!this.deliver(vcpu, r)) {
+        this.running.delete(vcpu);
+        this.exit(vcpu, exits, SVM_EXIT_SHUTDOWN, false);
+        return;
+      }
+      const frame = r.frames[r.frames.length - 1]!;
       let step: IteratorResult<void, void>;
       try {
-        step = it.next();
+        step = frame.code.next();
       } catch (e) {
         this.running.delete(vcpu);
         // An exception the guest program did not handle (a CPU fault or its own error): the guest
         // crashed, which on a CPU is a triple fault, i.e. shutdown.
         const what = e instanceof Error ? e.message : String(e);
         this.log(`guest vCPU ${vcpu.apicId}: unhandled ${what}`);
-        exits.exit(vcpu, { exitCode: SVM_EXIT_SHUTDOWN, exitInfo1: 0n, exitInfo2: 0n });
+        this.exit(vcpu, exits, SVM_EXIT_SHUTDOWN, false);
         return;
       }
       if (step.done === true) {
+        if (r.frames.length > 1) {
+          // IRET: back to the interrupted code with its IF.
+          r.frames.pop();
+          r.cpu.interruptsEnabled = frame.savedIf;
+          if (vcpu.vIrq && r.cpu.interruptsEnabled) {
+            // The interrupt window the host asked for opens here: a VINTR exit lets it inject.
+            vcpu.vIrq = false;
+            if (this.exit(vcpu, exits, SVM_EXIT_VINTR, true) === 'suspend') return;
+          }
+          continue;
+        }
         this.running.delete(vcpu);
-        exits.exit(vcpu, { exitCode: SVM_EXIT_HLT, exitInfo1: 0n, exitInfo2: 0n });
+        this.finished.set(vcpu, vcpu.running?.gpa ?? -1);
+        this.exit(vcpu, exits, SVM_EXIT_HLT, false);
         return;
       }
-      this.machine.tsc += 1000n;
-      const d = exits.exit(vcpu, { exitCode: SVM_EXIT_VMGEXIT, exitInfo1: 0n, exitInfo2: 0n });
+      const halting = r.cpu.halting;
+      r.cpu.halting = false;
+      if (!halting) this.machine.tsc += 1000n;
+      const d = this.exit(
+        vcpu,
+        exits,
+        halting ? SVM_EXIT_HLT : SVM_EXIT_VMGEXIT,
+        r.cpu.interruptsEnabled,
+      );
       if (d === 'suspend') return;
     }
   }

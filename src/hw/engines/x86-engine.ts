@@ -54,8 +54,18 @@ import { PAGE_SIZE } from '../memory.js';
 import { platformCpuid } from '../platform-cpuid.js';
 import type { RmpInstructionResult } from '../rmp.js';
 import type { TrackedMemory } from '../tracked-memory.js';
-import { type Vcpu, VMSA_AT } from '../vcpu.js';
+import { INT_STATE, SVM_EXIT_VINTR, type Vcpu, VMSA_AT } from '../vcpu.js';
 import { loadFromVmsa, saveToVmsa, vmsaCr3 } from './x86-vmsa-state.js';
+
+const RFLAGS_IF = 0x200;
+/** Instructions between checks for an open interrupt window while the host waits (V_IRQ). */
+const VINTR_STEP = 64;
+const EXIT_VINTR: VmExit = { exitCode: SVM_EXIT_VINTR, exitInfo1: 0n, exitInfo2: 0n };
+
+/** Whether an external interrupt could be taken now: IF set and no STI/MOV SS shadow. */
+function interruptible(c: Cpu): boolean {
+  return (c.rflags & RFLAGS_IF) !== 0 && c.shadowEnd !== c.instructions;
+}
 
 /** The VMSA holds state the interpreter cannot run yet (e.g. not 64-bit mode). */
 export class X86StateError extends Error {
@@ -188,6 +198,10 @@ export class X86Engine implements Engine {
     for (;;) {
       next ??= this.execute(st, vcpu);
       saveToVmsa(st.cpu, vcpu.view);
+      // INT_STATE for the host's injection decisions (an SEV-ES guest's RFLAGS are hidden).
+      vcpu.intState =
+        ((st.cpu.rflags & RFLAGS_IF) !== 0 ? INT_STATE.IF : 0) |
+        (st.cpu.shadowEnd === st.cpu.instructions ? INT_STATE.SHADOW : 0);
       vcpu.ghcbMsr[running.vmpl] = st.cpu.ghcbMsr;
       if (exits.exit(vcpu, next) === 'suspend') return;
       next = this.enter(st, vcpu);
@@ -310,17 +324,27 @@ export class X86Engine implements Engine {
     }
   }
 
+  /** The interrupt window the host waited for is open: V_IRQ is consumed by the exit. */
+  private vintr(vcpu: Vcpu): VmExit {
+    vcpu.vIrq = false;
+    return EXIT_VINTR;
+  }
+
   /** Runs the guest until something exits to the host. */
   private execute(st: X86Vcpu, vcpu: Vcpu): VmExit {
     const c = st.cpu;
     for (;;) {
+      // V_IRQ: the host waits for the guest's interrupt window; look for it in short steps.
+      const waiting = vcpu.vIrq;
+      if (waiting && interruptible(c)) return this.vintr(vcpu);
       st.runBase = c.instructions;
-      const stop = st.interp.run(this.budget);
+      const stop = st.interp.run(waiting ? Math.min(this.budget, VINTR_STEP) : this.budget);
       const ran = c.instructions - st.runBase;
       this.machine.tsc += BigInt(ran);
       st.sliceLeft -= ran;
       switch (stop) {
         case STOP_BUDGET:
+          if (waiting && interruptible(c)) return this.vintr(vcpu);
           if (this.slice > 0 && st.sliceLeft <= 0) {
             st.sliceLeft = this.slice;
             return EXIT_INTR;
