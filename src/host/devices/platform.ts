@@ -26,6 +26,8 @@ export class HostPlatform {
   readonly msrs: readonly VcpuMsrs[];
   /** One local APIC per vCPU (index = APIC ID). */
   readonly apics: X2apics;
+  /** The guest's AP jump table address (AP_JUMP_TABLE NAE event); kept, never dereferenced. */
+  apJumpTable = 0n;
 
   constructor(o: HostPlatformOptions) {
     this.cpu = new CpuModel(o.cpu);
