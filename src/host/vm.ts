@@ -34,6 +34,11 @@ export interface VmOptions {
   readonly log?: (line: string) => void;
   /** Bytes the guest writes to the serial port (COM1). */
   readonly serial?: (bytes: Uint8Array) => void;
+  /**
+   * Map the TSC (and so every timer deadline) to wall-clock time, for interactive use. Default
+   * off: time is virtual and two runs with one seed are identical (hw/clock.ts).
+   */
+  readonly realtime?: boolean;
 }
 
 export class Vm implements VmContext {
@@ -51,6 +56,7 @@ export class Vm implements VmContext {
   ) {
     this.logSink = opts.log ?? (() => undefined);
     this.serialSink = opts.serial ?? (() => undefined);
+    if (opts.realtime === true) machine.clock.useWallClock();
     this.vcpus = machine.vcpus.map((vcpu) => ({
       vcpu,
       vmsas: [null, null, null, null],
@@ -159,17 +165,28 @@ export class Vm implements VmContext {
    * of VMRUNs (a guard against a guest that never waits).
    */
   run(maxEntries = 10_000_000): VmState {
+    this.runSlice(maxEntries);
+    if (this.state === 'running') this.terminate(`stopped after ${maxEntries} VMRUNs`, false);
+    return this.state;
+  }
+
+  /**
+   * Runs at most `entries` VMRUNs and returns, 'running' if vCPUs still have work: a caller that
+   * must serve other things between slices (a terminal, a socket) calls it in a loop.
+   */
+  runSlice(entries: number): VmState {
     if (this.state === 'launched') this.state = 'running';
-    let entries = 0;
-    while (this.state === 'running') {
+    let done = 0;
+    while (this.state === 'running' && done < entries) {
       const runnable = this.vcpus.filter((v) => v.next !== null);
       if (runnable.length === 0) {
         this.state = 'stopped';
         break;
       }
       for (const v of runnable) {
-        if (v.next === null || this.state !== 'running') continue;
+        if (v.next === null || this.state !== 'running' || done >= entries) continue;
         const gpa = v.next;
+        done++;
         try {
           this.machine.run(v.vcpu, gpa);
         } catch (e) {
@@ -178,10 +195,6 @@ export class Vm implements VmContext {
             break;
           }
           throw e;
-        }
-        if (++entries >= maxEntries) {
-          this.terminate(`stopped after ${maxEntries} VMRUNs`, false);
-          break;
         }
       }
     }

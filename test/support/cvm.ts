@@ -36,6 +36,8 @@ export interface TestCvmOptions {
   readonly seed?: string;
   /** Write the image as an IGVM file and launch from the file, as `svsm run --image` does. */
   readonly viaIgvm?: boolean;
+  /** TSC on wall-clock time (VmOptions.realtime). */
+  readonly realtime?: boolean;
 }
 
 export const GUEST_SECRETS_GPA = 0x9000;
@@ -58,6 +60,7 @@ export function createTestCvm(program: GuestProgram, o: TestCvmOptions = {}): Te
   const serial: string[] = [];
   const hostLog: string[] = [];
   const vm = new Vm(machine, {
+    realtime: o.realtime ?? false,
     log: (l) => hostLog.push(l),
     serial: (b) => {
       for (const x of b) {
