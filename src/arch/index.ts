@@ -16,3 +16,4 @@ export * from './vmpl0.js';
 export * from './svsm-boot.js';
 export * from './guest-cpu.js';
 export * from './acpi.js';
+export * from './boot-params.js';

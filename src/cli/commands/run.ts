@@ -174,7 +174,8 @@ export function addRunCommands(
     program
       .command('build-image')
       .description(
-        'write the launch image (SVSM, boot parameters, secrets and CPUID pages, VMSA) as an IGVM file',
+        'write the launch image (SVSM, boot parameters, secrets and CPUID pages, VMSA, and the ' +
+          'firmware area: boot_params with the e820 map, ACPI tables) as an IGVM file',
       ),
   )
     .requiredOption('--out <file>', 'the IGVM file to write')
