@@ -58,19 +58,12 @@ export function handleGhcbExit(
     }
     throw e;
   }
-  const g = x.g;
-  if (g.get('ghcbUsage') !== GHCB_USAGE_STANDARD) {
+  if (x.usage() !== GHCB_USAGE_STANDARD) {
     x.error(GHCB_ERR.INVALID_USAGE);
-    x.writeBack();
     return 'resume';
   }
-  if (x.missing('swExitCode', 'swExitInfo1', 'swExitInfo2')) {
-    x.writeBack();
-    return 'resume';
-  }
-  const decision = dispatch(x, Number(g.get('swExitCode')));
-  if (vm.state !== 'terminated') x.writeBack();
-  return decision;
+  if (x.missing('swExitCode', 'swExitInfo1', 'swExitInfo2')) return 'resume';
+  return dispatch(x, x.exitCode());
 }
 
 function dispatch(x: GhcbExit, code: number): ExitDecision {
