@@ -160,6 +160,35 @@ describe('AP_HLT_LOOP', () => {
   });
 });
 
+describe('AP_HLT_LOOP with garbage around it', () => {
+  it('takes no inputs: whatever EXITINFO1/2 and registers say, the vCPU parks and nothing else', () => {
+    const cases = fc.sample(
+      fc.record({
+        info1: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+        info2: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+        rax: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+      }),
+      { numRuns: 20, seed: 11 },
+    );
+    for (const c of cases) {
+      let after = false;
+      let rmpBefore: Uint32Array | null = null;
+      const cvm = runGhcbGuest(function* (cpu, self) {
+        rmpBefore = Uint32Array.from(self.machine.rmp.entries);
+        yield* ghcbExit(cpu, SW_EXITCODE.AP_HLT_LOOP, c.info1, c.info2, { rax: c.rax });
+        after = true;
+      });
+      expect(after).toBe(false);
+      expect(cvm.vm.state).toBe('stopped');
+      const page = cvm.machine.hypervisorMemory.read(GHCB_GPA, 0x1000);
+      expect([GHCB.get(page, 'swExitInfo1'), GHCB.get(page, 'swExitInfo2')]).toEqual([0n, 1n]);
+      // RAX is not an output of this exit: the guest's value stays.
+      expect(GHCB.get(page, 'rax')).toBe(c.rax);
+      expect(cvm.machine.rmp.entries).toEqual(rmpBefore);
+    }
+  });
+});
+
 describe('exit codes the host does not implement', () => {
   it('answers them as KVM does: EXITINFO1 = 2, EXITINFO2 = INVALID_EVENT, nothing else changed', () => {
     const codes = fc.sample(
