@@ -452,6 +452,8 @@ describe('hostile GHCB contents', () => {
       SW_EXITCODE.NMI_COMPLETE,
       SW_EXITCODE.READ_DR7,
       SW_EXITCODE.WRITE_DR7,
+      SW_EXITCODE.AP_JUMP_TABLE,
+      SW_EXITCODE.GET_APIC_IDS,
     ];
     const u64 = fc.oneof(
       fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),

@@ -16,4 +16,5 @@ export * from './vmpl0.js';
 export * from './svsm-boot.js';
 export * from './guest-cpu.js';
 export * from './acpi.js';
+export * from './boot-params.js';
 export * from './elf.js';

@@ -38,6 +38,10 @@ export interface CvmOptions {
   readonly seed?: string;
   readonly onHostLog: (line: string) => void;
   readonly onSerialLine: (line: string) => void;
+  /** Raw COM1 output; when given, it replaces the line-by-line `onSerialLine`. */
+  readonly onSerialBytes?: (bytes: Uint8Array) => void;
+  /** TSC and timers on wall-clock time instead of virtual time (VmOptions.realtime). */
+  readonly realtime?: boolean;
   readonly onGuestLog?: (line: string) => void;
   /**
    * What runs VMPL2: the scripted `program` (default) or the x86 interpreter on the VMSA the SVSM
@@ -73,6 +77,11 @@ export function svsmImagePlan(o: {
   });
 }
 
+/** Maps an SVSM panic's backtrace lines back to the TypeScript sources. */
+export function svsmConsoleSymbolizer(): (line: string) => string {
+  return backtraceSymbolizer(svsmBundleWithMap().map);
+}
+
 export function createCvm(program: GuestProgram, o: CvmOptions): Cvm {
   const memoryBytes = parseMemorySize(o.memory);
   const machine = new Machine({
@@ -85,18 +94,21 @@ export function createCvm(program: GuestProgram, o: CvmOptions): Cvm {
   machine.engines[0] = new SvsmEngine(machine);
   machine.engines[2] = o.guestEngine === 'x86' ? new X86Engine(machine) : guest;
   // The SVSM's console, with panic backtraces mapped back to its TypeScript sources.
-  const symbolize = backtraceSymbolizer(svsmBundleWithMap().map);
+  const symbolize = svsmConsoleSymbolizer();
   let line: number[] = [];
   const vm = new Vm(machine, {
     log: o.onHostLog,
-    serial: (bytes) => {
-      for (const b of bytes) {
-        if (b === 0x0a) {
-          o.onSerialLine(symbolize(Buffer.from(line).toString('utf8')));
-          line = [];
-        } else line.push(b);
-      }
-    },
+    realtime: o.realtime ?? false,
+    serial:
+      o.onSerialBytes ??
+      ((bytes) => {
+        for (const b of bytes) {
+          if (b === 0x0a) {
+            o.onSerialLine(symbolize(Buffer.from(line).toString('utf8')));
+            line = [];
+          } else line.push(b);
+        }
+      }),
   });
   const plan =
     o.image === undefined

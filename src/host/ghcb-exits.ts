@@ -20,6 +20,7 @@ import type { ExitDecision } from '../hw/engine.js';
 import { HostAccessError } from '../hw/hypervisor-memory.js';
 import { PAGE_SIZE } from '../hw/memory.js';
 import type { VmsaRunning } from '../hw/vcpu.js';
+import { apHltLoopExit, apJumpTableExit, getApicIdsExit } from './exits/ap.js';
 import { cpuidExit } from './exits/cpuid.js';
 import { GhcbExit } from './exits/ghcb-exit.js';
 import { ioioExit } from './exits/ioio.js';
@@ -58,19 +59,12 @@ export function handleGhcbExit(
     }
     throw e;
   }
-  const g = x.g;
-  if (g.get('ghcbUsage') !== GHCB_USAGE_STANDARD) {
+  if (x.usage() !== GHCB_USAGE_STANDARD) {
     x.error(GHCB_ERR.INVALID_USAGE);
-    x.writeBack();
     return 'resume';
   }
-  if (x.missing('swExitCode', 'swExitInfo1', 'swExitInfo2')) {
-    x.writeBack();
-    return 'resume';
-  }
-  const decision = dispatch(x, Number(g.get('swExitCode')));
-  if (vm.state !== 'terminated') x.writeBack();
-  return decision;
+  if (x.missing('swExitCode', 'swExitInfo1', 'swExitInfo2')) return 'resume';
+  return dispatch(x, x.exitCode());
 }
 
 function dispatch(x: GhcbExit, code: number): ExitDecision {
@@ -91,6 +85,14 @@ function dispatch(x: GhcbExit, code: number): ExitDecision {
       return 'resume';
     case SW_EXITCODE.AP_CREATION:
       return apCreation(x);
+    case SW_EXITCODE.AP_HLT_LOOP:
+      return apHltLoopExit(x);
+    case SW_EXITCODE.AP_JUMP_TABLE:
+      apJumpTableExit(x);
+      return 'resume';
+    case SW_EXITCODE.GET_APIC_IDS:
+      getApicIdsExit(x);
+      return 'resume';
     case SW_EXITCODE.PSC:
       pageStateChange(x);
       return 'resume';
@@ -136,8 +138,16 @@ function dispatch(x: GhcbExit, code: number): ExitDecision {
       );
       return 'suspend';
     }
+    case SW_EXITCODE.UNSUPPORTED:
+      // The guest met a #VC it cannot handle and says so; KVM ends the run (-EINVAL) as well.
+      vm.terminate(
+        `vCPU ${hv.vcpu.apicId} reported an unsupported event: EXITINFO1 0x${g.get('swExitInfo1').toString(16)}, EXITINFO2 0x${g.get('swExitInfo2').toString(16)}`,
+        false,
+      );
+      return 'suspend';
     default:
-      x.error(GHCB_ERR.INVALID_INPUT);
+      // KVM `sev_es_validate_vmgexit`: an exit code it does not know is GHCB_ERR_INVALID_EVENT.
+      x.error(GHCB_ERR.INVALID_EVENT);
       return 'resume';
   }
 }

@@ -22,10 +22,15 @@ import type { VmsaRunning } from '../hw/vcpu.js';
 import { changePageState } from './page-state.js';
 import type { HostVcpu, VmContext } from './vm-context.js';
 
-/** The hypervisor features we implement: SNP, AP creation, multiple VMPLs. */
+/**
+ * The hypervisor features we implement, and only those: SNP, AP creation, the GET_APIC_IDS list
+ * and multiple VMPLs (SNP_RUN_VMPL). Not restricted injection (and its timer), nor coconut's
+ * page-state-change or extended-interrupt features.
+ */
 export const HOST_HV_FEATURES = GHCB_HV_FEATURES.encode({
   snp: true,
   apCreation: true,
+  apicIdList: true,
   multiVmpl: true,
 });
 export const GHCB_PROTOCOL_MIN = 2;

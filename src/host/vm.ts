@@ -45,6 +45,11 @@ export interface VmOptions {
   readonly log?: (line: string) => void;
   /** Bytes the guest writes to the serial port (COM1). */
   readonly serial?: (bytes: Uint8Array) => void;
+  /**
+   * Map the TSC (and so every timer deadline) to wall-clock time, for interactive use. Default
+   * off: time is virtual and two runs with one seed are identical (hw/clock.ts).
+   */
+  readonly realtime?: boolean;
 }
 
 export class Vm implements VmContext {
@@ -62,6 +67,7 @@ export class Vm implements VmContext {
   ) {
     this.logSink = opts.log ?? (() => undefined);
     this.serialSink = opts.serial ?? (() => undefined);
+    if (opts.realtime === true) machine.clock.useWallClock();
     this.vcpus = machine.vcpus.map((vcpu) => ({
       vcpu,
       vmsas: [null, null, null, null],
@@ -182,10 +188,20 @@ export class Vm implements VmContext {
    * of VMRUNs (a guard against a guest that never waits).
    */
   run(maxEntries = 10_000_000): VmState {
+    this.runSlice(maxEntries);
+    if (this.state === 'running') this.terminate(`stopped after ${maxEntries} VMRUNs`, false);
+    return this.state;
+  }
+
+  /**
+   * Runs at most `entries` VMRUNs and returns, 'running' if vCPUs still have work: a caller that
+   * must serve other things between slices (a terminal, a socket) calls it in a loop.
+   */
+  runSlice(entries: number): VmState {
     if (this.state === 'launched') this.state = 'running';
-    let entries = 0;
+    let done = 0;
     let idleSkips = 0;
-    while (this.state === 'running') {
+    while (this.state === 'running' && done < entries) {
       const runnable = this.wakeHalted();
       if (runnable.length === 0) {
         // Every vCPU waits: skip virtual time to the next timer interrupt a halted vCPU could
@@ -196,22 +212,24 @@ export class Vm implements VmContext {
           ? platformOf(this).pc.nextEvent()
           : null;
         // Timers that fire without waking anyone (an APIC whose TPR blocks them) stop the VM too.
-        if (next === null || ++entries >= maxEntries || ++idleSkips > MAX_IDLE_SKIPS) {
+        if (next === null || ++idleSkips > MAX_IDLE_SKIPS) {
           if (idleSkips > MAX_IDLE_SKIPS)
             this.log(`every vCPU waits; ${MAX_IDLE_SKIPS} timer events woke none`);
           this.state = 'stopped';
           break;
         }
+        done++;
         if (next > this.machine.tsc) this.machine.tsc = next;
         continue;
       }
       idleSkips = 0;
       for (const v of runnable) {
-        if (v.next === null || this.state !== 'running') continue;
+        if (v.next === null || this.state !== 'running' || done >= entries) continue;
         const gpa = v.next;
         v.halted = null;
         const vmpl = v.vmsas.indexOf(gpa);
         if (vmpl >= 0) injectBeforeVmrun(this, v, vmpl);
+        done++;
         try {
           this.machine.run(v.vcpu, gpa);
         } catch (e) {
@@ -220,10 +238,6 @@ export class Vm implements VmContext {
             break;
           }
           throw e;
-        }
-        if (++entries >= maxEntries) {
-          this.terminate(`stopped after ${maxEntries} VMRUNs`, false);
-          break;
         }
       }
     }

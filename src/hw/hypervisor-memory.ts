@@ -19,7 +19,12 @@ export class HostAccessError extends Error {
   }
 }
 
+/** Page views `sharedPage` keeps (GHCB pages: one per vCPU and VMPL in use). */
+const PAGE_VIEW_LIMIT = 1024;
+
 export class HypervisorMemory {
+  private readonly pageViews = new Map<number, Uint8Array>();
+
   constructor(
     private readonly memory: PhysicalMemory,
     private readonly rmp: Rmp,
@@ -76,6 +81,30 @@ export class HypervisorMemory {
   fill(gpa: number, length: number, value = 0): void {
     this.check(gpa, length, 'write');
     this.memory.fill(gpa, length, value);
+  }
+
+  /**
+   * A live view of the whole page at `gpa` (page-aligned), for host code that reads and writes a
+   * page in place during one exit (the GHCB), with no copies. The RMP is checked now, and the page
+   * counts as written; the view must not be used after the exit without asking again.
+   */
+  sharedPage(gpa: number): Uint8Array {
+    if (gpa % PAGE_SIZE !== 0) {
+      throw new HostAccessError(
+        `host page access at 0x${gpa.toString(16)} is not page aligned`,
+        gpa,
+      );
+    }
+    this.check(gpa, PAGE_SIZE, 'write');
+    const pfn = gpa / PAGE_SIZE;
+    let view = this.pageViews.get(pfn);
+    if (view === undefined) {
+      // `page` marks the page written once; the mark is never cleared, so the view can be kept.
+      view = this.memory.page(pfn);
+      if (this.pageViews.size >= PAGE_VIEW_LIMIT) this.pageViews.clear();
+      this.pageViews.set(pfn, view);
+    }
+    return view;
   }
 
   readU64(gpa: number): bigint {

@@ -3,6 +3,7 @@
 // memory only through `hypervisorMemory`.
 
 import { SecureProcessor } from './asp/secure-processor.js';
+import { TscClock } from './clock.js';
 import type { ChipIdentity } from './asp/chip-identity.js';
 import type { Engine, ExitDecision, ExitHandler, ExitPort, VmExit } from './engine.js';
 import { HypervisorMemory } from './hypervisor-memory.js';
@@ -30,8 +31,8 @@ export class Machine implements ExitPort {
   readonly mmus: readonly Mmu[];
   readonly random: RandomSource;
   readonly cBit = C_BIT_POSITION;
-  /** Virtual time: advanced by engines as they execute; the TSC reads it. */
-  tsc = 0n;
+  /** The TSC: virtual (advanced by engines as they execute) unless `clock.useWallClock()`. */
+  readonly clock = new TscClock();
   /** The engine per VMPL (index 0..3); set by whoever assembles the VM. */
   readonly engines: (Engine | undefined)[] = [undefined, undefined, undefined, undefined];
   private handler: ExitHandler | null = null;
@@ -53,6 +54,14 @@ export class Machine implements ExitPort {
       throw new RangeError(`vCPU count ${n} is not in 1..64`);
     this.vcpus = Array.from({ length: n }, (_, i) => new Vcpu(i, this.memory, this.rmp));
     this.mmus = this.vcpus.map(() => new Mmu(this.memory, this.rmp, this.cBit));
+  }
+
+  get tsc(): bigint {
+    return this.clock.read();
+  }
+
+  set tsc(value: bigint) {
+    this.clock.set(value);
   }
 
   get memorySize(): number {

@@ -1,7 +1,7 @@
 // The ACPI tables and the e820 map a direct-booted Linux needs (reference/linux-snp-guest.md 1.4,
 // 1.5): RSDP 2.0 -> XSDT -> FADT (not hardware-reduced) -> FACS and DSDT, and a MADT with one
 // x2APIC entry per vCPU, the IOAPIC and its ISA interrupt source overrides. Layouts are in
-// `src/arch/acpi.ts`. Not yet placed in the launch image: that comes with Linux boot.
+// `src/arch/acpi.ts`. The launch image carries them in its firmware area (firmware-tables.ts).
 //
 // What the FADT says (documented because Linux acts on it):
 // - revision 6.5, SMI_CMD = 0 (no SMM: ACPI mode is always on), SCI on ISA IRQ 9;

@@ -8,3 +8,4 @@ export * from './measure.js';
 export * from './launch-plan.js';
 export * from './launch-plan-igvm.js';
 export * from './svsm-image.js';
+export * from './firmware-tables.js';

@@ -1,7 +1,8 @@
 // The launch image of a CVM with our SVSM: the SVSM region (boot parameters, secrets page, CPUID
-// page, the BSP's VMPL0 VMSA, the SVSM code image) placed at any 2 MiB-aligned GPA, as a launch
-// plan the host carries out through the secure processor. Everything measured is here, so the
-// launch digest covers the code that runs.
+// page, the BSP's VMPL0 VMSA, the SVSM code image) placed at any 2 MiB-aligned GPA, and the
+// firmware area at 0xE0000 (boot_params with the e820 map, ACPI tables: firmware-tables.ts), as a
+// launch plan the host carries out through the secure processor. Everything measured is here, so
+// the launch digest covers the code that runs and the tables the guest trusts.
 
 import {
   CR0,
@@ -14,6 +15,8 @@ import {
   VMSA,
   svsmCodeImage,
 } from '../arch/index.js';
+import { AcpiBuildError } from './acpi-tables.js';
+import { buildFirmwareTables, type FirmwareTables } from './firmware-tables.js';
 import type { LaunchPage, LaunchPlan } from './launch-plan.js';
 
 const PAGE = 0x1000;
@@ -76,7 +79,13 @@ function pages(gpa: number, bytes: Uint8Array): LaunchPage[] {
   return out;
 }
 
-export function buildSvsmImage(o: SvsmImageOptions): LaunchPlan & { launchedSize: number } {
+export interface SvsmImage extends LaunchPlan {
+  readonly launchedSize: number;
+  /** The firmware area's boot_params, ACPI tables and e820 map, as launched. */
+  readonly firmware: FirmwareTables;
+}
+
+export function buildSvsmImage(o: SvsmImageOptions): SvsmImage {
   const size = o.svsmSize ?? DEFAULT_SVSM_SIZE;
   const base = o.svsmBase;
   if (!Number.isSafeInteger(base) || base % HUGE !== 0) {
@@ -136,7 +145,23 @@ export function buildSvsmImage(o: SvsmImageOptions): LaunchPlan & { launchedSize
     .set('gPat', 0x0007040600070406n)
     .set('xcr0', 1n);
 
+  let firmware: FirmwareTables;
+  try {
+    firmware = buildFirmwareTables({
+      memorySize: o.memorySize,
+      vcpuCount: o.vcpuCount ?? 1,
+      svsmBase: base,
+      svsmSize: size,
+      reservedPages: [o.guestSecretsGpa, o.guestCaaGpa],
+    });
+  } catch (e) {
+    if (e instanceof RangeError || e instanceof AcpiBuildError)
+      throw new ImageLayoutError(e.message);
+    throw e;
+  }
+
   const planPages: LaunchPage[] = [
+    ...firmware.pages,
     { gpa: base + L.BOOT_PARAMS, type: PAGE_TYPE.NORMAL, data: params },
     { gpa: base + L.SECRETS, type: PAGE_TYPE.SECRETS },
     { gpa: base + L.CPUID, type: PAGE_TYPE.CPUID, data: o.cpuidPage },
@@ -148,5 +173,6 @@ export function buildSvsmImage(o: SvsmImageOptions): LaunchPlan & { launchedSize
     pages: planPages,
     bspVmsaGpa: vmsaGpa,
     launchedSize,
+    firmware,
   };
 }

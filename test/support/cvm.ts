@@ -44,6 +44,8 @@ export interface TestCvmOptions {
   readonly x86Vcpus?: readonly number[];
   /** Makes the x86 engine (tests may pass a subclass). */
   readonly x86Engine?: (machine: Machine) => X86Engine;
+  /** TSC on wall-clock time (VmOptions.realtime). */
+  readonly realtime?: boolean;
 }
 
 export const GUEST_SECRETS_GPA = 0x9000;
@@ -69,6 +71,7 @@ export function createTestCvm(program: GuestProgram, o: TestCvmOptions = {}): Te
   const serial: string[] = [];
   const hostLog: string[] = [];
   const vm = new Vm(machine, {
+    realtime: o.realtime ?? false,
     log: (l) => hostLog.push(l),
     serial: (b) => {
       for (const x of b) {

@@ -15,7 +15,9 @@ import {
 } from '../../igvm/index.js';
 import { LaunchError } from '../../igvm/launch-plan.js';
 import { demoGuest } from '../../guest/demo-guest.js';
-import { createCvm, DEFAULT_SVSM_BASE, svsmImagePlan } from '../cvm.js';
+import { platformOf } from '../../host/devices/platform.js';
+import { createCvm, DEFAULT_SVSM_BASE, svsmConsoleSymbolizer, svsmImagePlan } from '../cvm.js';
+import { parseSerialSpec, SERIAL_HELP, SerialPort } from '../serial.js';
 import { type CliIo, UserError } from '../io.js';
 import { DEFAULT_MACHINE_DIR, loadOrCreateIdentity } from '../machine-identity.js';
 
@@ -26,7 +28,14 @@ interface RunOptions {
   image?: string;
   seed?: string;
   machineDir: string;
+  serial: string;
+  realtime?: boolean;
 }
+
+/** VMRUNs between two looks at the terminal or socket. */
+const SLICE_ENTRIES = 1000;
+/** The same guard as `Vm.run`: a guest that never waits is stopped. */
+const MAX_ENTRIES = 10_000_000;
 
 function parseIntArg(text: string, name: string, min: number, max: number): number {
   const n = text.startsWith('0x') ? Number.parseInt(text.slice(2), 16) : Number(text);
@@ -49,40 +58,70 @@ function asUserError(e: unknown): never {
   throw e;
 }
 
-export function runCvm(o: RunOptions, io: CliIo, setExitCode: (code: number) => void): void {
+export async function runCvm(
+  o: RunOptions,
+  io: CliIo,
+  setExitCode: (code: number) => void,
+): Promise<void> {
   const vcpus = parseIntArg(o.vcpus, '--vcpus', 1, 64);
   const svsmBase = parseIntArg(o.svsmBase, '--svsm-base', 0, 3 * 2 ** 30);
+  const serialSpec = parseSerialSpec(o.serial);
   const { identity, path, created } = loadOrCreateIdentity(o.machineDir, io, 'svsm run');
   io.out(
     `host: machine ${identity.productName}, chip ${bytesToHex(identity.chipId).slice(0, 16)}... (${created ? 'new identity' : 'identity'} ${path})`,
   );
-  const started = process.hrtime.bigint();
-  let cvm;
+  const symbolize = svsmConsoleSymbolizer();
+  const serial = await SerialPort.open(serialSpec, {
+    onLine: (l) => io.out(symbolize(l)),
+    ...(io.stdin === undefined ? {} : { stdin: io.stdin }),
+    onListening: (port) => io.out(`host: COM1 waits for a client on 127.0.0.1:${port}`),
+  });
   try {
-    cvm = createCvm(demoGuest({ validateBytes: 8 * 1024 * 1024, vcpus }), {
-      identity,
-      memory: o.memory,
-      vcpus,
-      svsmBase,
-      ...(o.image === undefined ? {} : { image: o.image }),
-      ...(o.seed === undefined ? {} : { seed: o.seed }),
-      onHostLog: (l) => io.out(`host: ${l}`),
-      onSerialLine: (l) => io.out(l),
-      onGuestLog: (l) => io.out(l),
-    });
-    cvm.vm.launch(cvm.plan);
-  } catch (e) {
-    asUserError(e);
+    const started = process.hrtime.bigint();
+    let cvm;
+    try {
+      cvm = createCvm(demoGuest({ validateBytes: 8 * 1024 * 1024, vcpus }), {
+        identity,
+        memory: o.memory,
+        vcpus,
+        svsmBase,
+        ...(o.image === undefined ? {} : { image: o.image }),
+        ...(o.seed === undefined ? {} : { seed: o.seed }),
+        realtime: o.realtime === true,
+        onHostLog: (l) => io.out(`host: ${l}`),
+        onSerialLine: (l) => io.out(l),
+        onSerialBytes: (bytes) => serial.write(bytes),
+        onGuestLog: (l) => io.out(l),
+      });
+      cvm.vm.launch(cvm.plan);
+    } catch (e) {
+      asUserError(e);
+    }
+    const uart = platformOf(cvm.vm).com1;
+    let state = cvm.vm.state;
+    for (let entries = 0; ; entries += SLICE_ENTRIES) {
+      serial.pump(uart);
+      state = cvm.vm.runSlice(SLICE_ENTRIES);
+      if (state !== 'running') break;
+      if (entries + SLICE_ENTRIES >= MAX_ENTRIES) {
+        cvm.vm.terminate(`stopped after ${MAX_ENTRIES} VMRUNs`, false);
+        break;
+      }
+      // Lets the terminal or socket deliver input and take output.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    serial.close();
+    const t = cvm.vm.termination;
+    if (t !== null) {
+      io.err(`svsm run: the VM was terminated: ${t.reason}`);
+      setExitCode(1);
+      return;
+    }
+    io.out(`host: VM ${cvm.vm.state} after ${ms.toFixed(0)} ms`);
+  } finally {
+    serial.close();
   }
-  const state = cvm.vm.run();
-  const ms = Number(process.hrtime.bigint() - started) / 1e6;
-  const t = cvm.vm.termination;
-  if (t !== null) {
-    io.err(`svsm run: the VM was terminated: ${t.reason}`);
-    setExitCode(1);
-    return;
-  }
-  io.out(`host: VM ${state} after ${ms.toFixed(0)} ms`);
 }
 
 export function addRunCommands(
@@ -123,13 +162,20 @@ export function addRunCommands(
       'where the machine identity (chip secret, ARK/ASK) lives',
       DEFAULT_MACHINE_DIR,
     )
+    .option('--serial <where>', SERIAL_HELP, 'stdio')
+    .option(
+      '--realtime',
+      'run the TSC and timers on wall-clock time (interactive use); by default time is virtual ' +
+        'and derived from executed work, so two runs with one --seed are identical',
+    )
     .action((opts: RunOptions) => runCvm(opts, io, setExitCode));
 
   common(
     program
       .command('build-image')
       .description(
-        'write the launch image (SVSM, boot parameters, secrets and CPUID pages, VMSA) as an IGVM file',
+        'write the launch image (SVSM, boot parameters, secrets and CPUID pages, VMSA, and the ' +
+          'firmware area: boot_params with the e820 map, ACPI tables) as an IGVM file',
       ),
   )
     .requiredOption('--out <file>', 'the IGVM file to write')

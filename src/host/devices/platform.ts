@@ -40,6 +40,8 @@ export class HostPlatform {
   readonly nmiBlocked: boolean[];
   /** External interrupts injected, by vector (for the inspector and tests). */
   readonly injected = new Map<number, number>();
+  /** The guest's AP jump table address (AP_JUMP_TABLE NAE event); kept, never dereferenced. */
+  apJumpTable = 0n;
 
   constructor(o: HostPlatformOptions) {
     this.cpu = new CpuModel(o.cpu);

@@ -8,15 +8,15 @@ import type { GhcbExit } from './ghcb-exit.js';
 
 export function cpuidExit(x: GhcbExit): void {
   if (x.missing('rax', 'rcx')) return;
-  const leaf = Number(x.get('rax') & 0xffff_ffffn);
+  const leaf = x.get32('rax');
   if (leaf === 0xd && x.missing('xcr0')) return;
-  const subleaf = Number(x.get('rcx') & 0xffff_ffffn);
+  const subleaf = x.get32('rcx');
   const xcr0 = leaf === 0xd ? x.get('xcr0') : XCR0_RESET;
   const xss = leaf === 0xd && x.isValid('xss') ? x.get('xss') : 0n;
   const r = platformOf(x.vm).cpu.cpuid(leaf, subleaf, xcr0, xss, x.hv.vcpu.apicId);
-  x.output('rax', BigInt(r.eax));
-  x.output('rbx', BigInt(r.ebx));
-  x.output('rcx', BigInt(r.ecx));
-  x.output('rdx', BigInt(r.edx));
+  x.output32('rax', r.eax);
+  x.output32('rbx', r.ebx);
+  x.output32('rcx', r.ecx);
+  x.output32('rdx', r.edx);
   x.ok(0n);
 }

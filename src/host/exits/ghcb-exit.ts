@@ -1,7 +1,7 @@
-// The working state of one GHCB-page exit: a copy of the shared page, typed access to its fields,
-// the protocol's answers (success, exception to inject, GHCB error), the valid-bitmap check and
-// the scratch area. Every exit handler takes one of these and writes its answer into it; the
-// dispatcher (ghcb-exits.ts) writes the page back.
+// The working state of one GHCB-page exit: the shared page (read and written in place), typed
+// access to its fields, the protocol's answers (success, exception to inject, GHCB error), the
+// valid-bitmap check and the scratch area. Every exit handler takes one of these and writes its
+// answer into it.
 
 import {
   exceptionEvent,
@@ -9,7 +9,7 @@ import {
   GHCB_ERR,
   GHCB_RESULT,
   type GhcbValidatedField,
-  SW_EXITCODE,
+  type StructView,
 } from '../../arch/index.js';
 import { HostAccessError } from '../../hw/hypervisor-memory.js';
 import { PAGE_SIZE } from '../../hw/memory.js';
@@ -23,40 +23,14 @@ export const SCRATCH_AREA_LIMIT = 16 * PAGE_SIZE;
 /** A scratch area: its bytes, and how to publish what the host wrote into them. */
 export interface Scratch {
   readonly bytes: Uint8Array;
-  /** Copies host output back to guest memory (a no-op inside the GHCB, written back with it). */
+  /** Copies host output back to guest memory (a no-op inside the GHCB, written in place). */
   commit(): void;
 }
 
-/** The save area with the valid bitmap: everything but the shared buffer and the trailer. */
-const SAVE_AREA_END = GHCB.offset('x87StateGpa') + 8;
-const TRAILER = GHCB.offset('protocolVersion');
-const SW_EXIT_CODE = GHCB.offset('swExitCode');
-
-/** Exits whose inputs and outputs are registers only: their shared buffer is not copied. */
-const REGISTER_EXITS: ReadonlySet<number> = new Set([
-  SW_EXITCODE.CPUID,
-  SW_EXITCODE.MSR,
-  SW_EXITCODE.RDTSC,
-  SW_EXITCODE.RDTSCP,
-  SW_EXITCODE.WBINVD,
-  SW_EXITCODE.VMMCALL,
-  SW_EXITCODE.NMI_COMPLETE,
-  SW_EXITCODE.READ_DR7,
-  SW_EXITCODE.WRITE_DR7,
-  SW_EXITCODE.HV_FEATURES,
-  SW_EXITCODE.SNP_RUN_VMPL,
-]);
-
-/**
- * The host's copy of the GHCB during an exit. Exits are handled one at a time (the machine calls
- * the host synchronously and no handler re-enters it), so one buffer serves them all.
- */
-const COPY = new Uint8Array(PAGE_SIZE);
-const COPY_VIEW = new DataView(COPY.buffer);
-const COPY_STRUCT = GHCB.on(COPY);
 const BITMAP = GHCB.offset('validBitmap');
 const INFO1 = GHCB.offset('swExitInfo1');
 const INFO2 = GHCB.offset('swExitInfo2');
+const USAGE = GHCB.offset('ghcbUsage');
 
 /** The resolved offset of each u64 save-area field, looked up once (the exit hot path). */
 type U64Field = Exclude<GhcbValidatedField, 'cpl'>;
@@ -65,48 +39,85 @@ const OFFSET = new Map<GhcbValidatedField, number>(
 );
 const offsetOf = (name: GhcbValidatedField): number => OFFSET.get(name)!;
 
-export class GhcbExit {
-  /** The GHCB as the host sees it (only the parts the exit uses are current). */
-  readonly page = COPY;
-  readonly g = COPY_STRUCT;
-  /** Bytes [0, copied) of the page are current, besides the trailer. */
-  private readonly copied: number;
+/** The views of one GHCB page, kept per GPA: a vCPU uses the same GHCB for every exit. */
+interface PageViews {
+  readonly page: Uint8Array;
+  readonly view: DataView;
+  readonly g: StructView<typeof GHCB.specs>;
+}
+const VIEWS = new Map<number, PageViews>();
 
-  /** Throws HostAccessError if the page is not the host's to read. */
+function viewsOf(page: Uint8Array, gpa: number): PageViews {
+  const cached = VIEWS.get(gpa);
+  if (cached !== undefined && cached.page === page) return cached;
+  const v = {
+    page,
+    view: new DataView(page.buffer, page.byteOffset, page.byteLength),
+    g: GHCB.on(page),
+  };
+  if (VIEWS.size >= 1024) VIEWS.clear();
+  VIEWS.set(gpa, v);
+  return v;
+}
+
+export class GhcbExit {
+  /**
+   * The GHCB page itself, read and written in place: exits are handled one at a time (the machine
+   * calls the host synchronously, nothing else runs meanwhile), so unlike KVM, which copies the
+   * page against a guest changing it under its feet, the host needs no copy.
+   */
+  readonly page: Uint8Array;
+  readonly g: StructView<typeof GHCB.specs>;
+  private readonly view: DataView;
+
+  /** Throws HostAccessError if the page is not the host's to touch. */
   constructor(
     readonly vm: VmContext,
     readonly hv: HostVcpu,
     readonly from: VmsaRunning,
     readonly gpa: number,
   ) {
-    const hvm = vm.machine.hypervisorMemory;
-    COPY.set(hvm.read(gpa, SAVE_AREA_END), 0);
-    COPY.set(hvm.read(gpa + TRAILER, PAGE_SIZE - TRAILER), TRAILER);
-    const code = COPY_VIEW.getBigUint64(SW_EXIT_CODE, true);
-    const registersOnly = code <= 0xffff_ffffn && REGISTER_EXITS.has(Number(code));
-    if (registersOnly) {
-      this.copied = SAVE_AREA_END;
-    } else {
-      COPY.set(hvm.read(gpa + SAVE_AREA_END, TRAILER - SAVE_AREA_END), SAVE_AREA_END);
-      this.copied = TRAILER;
-    }
+    const v = viewsOf(vm.machine.hypervisorMemory.sharedPage(gpa), gpa);
+    this.page = v.page;
+    this.view = v.view;
+    this.g = v.g;
   }
 
   /** Success: SW_EXITINFO1 = 0 (and EXITINFO2 as given). */
   ok(info2?: bigint): void {
-    COPY_VIEW.setBigUint64(INFO1, BigInt(GHCB_RESULT.OK), true);
-    if (info2 !== undefined) COPY_VIEW.setBigUint64(INFO2, BigInt.asUintN(64, info2), true);
+    this.view.setUint32(INFO1, GHCB_RESULT.OK, true);
+    this.view.setUint32(INFO1 + 4, 0, true);
+    if (info2 === 0n) {
+      this.view.setUint32(INFO2, 0, true);
+      this.view.setUint32(INFO2 + 4, 0, true);
+    } else if (info2 !== undefined) this.view.setBigUint64(INFO2, BigInt.asUintN(64, info2), true);
   }
 
   /** The protocol's error answer: EXITINFO1 = 2, EXITINFO2 = GHCB error code. */
   error(code: number): void {
-    COPY_VIEW.setBigUint64(INFO1, BigInt(GHCB_RESULT.GHCB_ERROR), true);
-    COPY_VIEW.setBigUint64(INFO2, BigInt(code), true);
+    this.view.setBigUint64(INFO1, BigInt(GHCB_RESULT.GHCB_ERROR), true);
+    this.view.setBigUint64(INFO2, BigInt(code), true);
   }
 
   /** A u64 save-area field as the guest wrote it. */
   get(name: U64Field): bigint {
-    return COPY_VIEW.getBigUint64(offsetOf(name), true);
+    return this.view.getBigUint64(offsetOf(name), true);
+  }
+
+  /** The low 32 bits of a save-area field, without a BigInt (the exit hot path). */
+  get32(name: U64Field): number {
+    return this.view.getUint32(offsetOf(name), true);
+  }
+
+  /** GHCB_USAGE (the trailer's u32; 0 is the standard format). */
+  usage(): number {
+    return this.view.getUint32(USAGE, true);
+  }
+
+  /** SW_EXITCODE, or -1 when it does not fit in 32 bits (no exit code does). */
+  exitCode(): number {
+    const at = offsetOf('swExitCode');
+    return this.view.getUint32(at + 4, true) === 0 ? this.view.getUint32(at, true) : -1;
   }
 
   /**
@@ -121,34 +132,42 @@ export class GhcbExit {
   /** Writes a register the guest reads back and marks it valid (GHCB spec: outputs are valid). */
   output(name: 'rax' | 'rbx' | 'rcx' | 'rdx', value: bigint): void {
     const at = offsetOf(name);
-    COPY_VIEW.setBigUint64(at, BigInt.asUintN(64, value), true);
-    const bit = at >> 3; // GHCB spec: the valid bit of the field at offset o is o / 8
-    COPY[BITMAP + (bit >> 3)]! |= 1 << (bit & 7);
+    this.view.setBigUint64(at, BigInt.asUintN(64, value), true);
+    this.markOutput(at);
   }
 
-  /** Publishes the answer: the part of the page the host read (the trailer is never written). */
-  writeBack(): void {
-    this.vm.machine.hypervisorMemory.write(this.gpa, COPY.subarray(0, this.copied));
+  /** `output` of a 32-bit value (upper half zero), without a BigInt. */
+  output32(name: 'rax' | 'rbx' | 'rcx' | 'rdx', value: number): void {
+    const at = offsetOf(name);
+    this.view.setUint32(at, value >>> 0, true);
+    this.view.setUint32(at + 4, 0, true);
+    this.markOutput(at);
+  }
+
+  private markOutput(at: number): void {
+    const bit = at >> 3; // GHCB spec: the valid bit of the field at offset o is o / 8
+    this.page[BITMAP + (bit >> 3)]! |= 1 << (bit & 7);
   }
 
   /** Whether the guest marked `name` valid. */
   isValid(name: GhcbValidatedField): boolean {
     const bit = offsetOf(name) >> 3;
-    return (COPY[BITMAP + (bit >> 3)]! & (1 << (bit & 7))) !== 0;
+    return (this.page[BITMAP + (bit >> 3)]! & (1 << (bit & 7))) !== 0;
   }
 
   /**
    * True (and the MISSING_INPUT answer given) if any of `fields` is not marked valid. Bits no
    * required field maps to are ignored, as KVM ignores them (arch/ghcb.ts `missingInputs`).
    */
-  missing(...fields: GhcbValidatedField[]): boolean {
-    for (const f of fields) {
-      if (!this.isValid(f)) {
-        this.error(GHCB_ERR.MISSING_INPUT);
-        return true;
-      }
-    }
-    return false;
+  missing(a: GhcbValidatedField, b?: GhcbValidatedField, c?: GhcbValidatedField): boolean {
+    if (
+      this.isValid(a) &&
+      (b === undefined || this.isValid(b)) &&
+      (c === undefined || this.isValid(c))
+    )
+      return false;
+    this.error(GHCB_ERR.MISSING_INPUT);
+    return true;
   }
 
   shared(gpa: number, length: number): Uint8Array | null {

@@ -9,23 +9,33 @@ import type { PortSize } from '../devices/bus.js';
 import { platformOf } from '../devices/platform.js';
 import type { GhcbExit } from './ghcb-exit.js';
 
+// Every IOIO_EXITINFO1 field lies in the low 32 bits: decoded from a number, without BigInts.
+const BIT = (name: 'in' | 'string' | 'size16' | 'size32'): number =>
+  1 << IOIO_EXITINFO1.specs[name].lo;
+const IN = BIT('in');
+const STRING = BIT('string');
+const SIZE16 = BIT('size16');
+const SIZE32 = BIT('size32');
+const PORT_SHIFT = IOIO_EXITINFO1.specs.port.lo;
+const PORT_MASK = (1 << IOIO_EXITINFO1.specs.port.width) - 1;
+
 /** The operand size, or 0 if EXITINFO1 names none (then 1, as KVM's `>> SVM_IOIO_SIZE_SHIFT`). */
-function operandSize(info: bigint): PortSize {
-  if (IOIO_EXITINFO1.has(info, 'size32')) return 4;
-  if (IOIO_EXITINFO1.has(info, 'size16')) return 2;
+function operandSize(info: number): PortSize {
+  if (info & SIZE32) return 4;
+  if (info & SIZE16) return 2;
   return 1;
 }
 
-const SIZE_MASK = [0n, 0xffn, 0xffffn, 0n, 0xffff_ffffn] as const;
+const SIZE_MASK = [0, 0xff, 0xffff, 0, 0xffff_ffff] as const;
 
 export function ioioExit(x: GhcbExit): void {
-  const info = x.get('swExitInfo1');
-  const port = Number(IOIO_EXITINFO1.get(info, 'port'));
-  const isIn = IOIO_EXITINFO1.has(info, 'in');
+  const info = x.get32('swExitInfo1');
+  const port = (info >>> PORT_SHIFT) & PORT_MASK;
+  const isIn = (info & IN) !== 0;
   const size = operandSize(info);
   const platform = platformOf(x.vm);
   const bus = platform.ports;
-  if (IOIO_EXITINFO1.has(info, 'string')) {
+  if (info & STRING) {
     if (x.missing('swScratch')) return;
     const count = x.get('swExitInfo2');
     const bytes = count * BigInt(size);
@@ -64,12 +74,14 @@ export function ioioExit(x: GhcbExit): void {
   }
   const mask = SIZE_MASK[size];
   if (isIn) {
+    const value = bus.in(port, size);
     // KVM `complete_fast_pio_in`: a 32-bit IN zero-extends, narrower ones keep RAX's other bits.
-    const rax = size < 4 && x.isValid('rax') ? x.get('rax') & ~mask : 0n;
-    x.output('rax', rax | BigInt(bus.in(port, size)));
+    if (size < 4 && x.isValid('rax'))
+      x.output('rax', (x.get('rax') & ~BigInt(mask)) | BigInt(value));
+    else x.output32('rax', value);
   } else {
     if (x.missing('rax')) return;
-    bus.out(port, size, Number(x.get('rax') & mask));
+    bus.out(port, size, (x.get32('rax') & mask) >>> 0);
   }
   x.ok(0n);
 }
