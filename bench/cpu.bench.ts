@@ -6,6 +6,8 @@
 // several runs restarted in the same machine after a first run has decoded (and, with a JIT,
 // compiled) its code. cpu.mixed_cold_mips: the same on a fresh machine each run, decoding
 // included. cpu.mixed_instructions: the instructions one run retires.
+// cpu.jit_vs_interp: the C workload's steady state with the block JIT (the default) over the
+// pure interpreter, measured in the same run.
 // cpu.sse_scan_mips / cpu.sse_fp_mips: an SSE2 string scan and a scalar-double loop.
 
 import { Cpu } from '../src/hw/cpu/cpu.js';
@@ -62,9 +64,9 @@ const mipsOf = ({ result, ns }: { result: RunResult; ns: number }): number =>
   (result.instructions / ns) * 1000;
 
 /** Steady state: one machine, a first run to decode, then the best of `rounds` restarts. */
-function workloadMips(rounds = 5): number {
+function workloadMips(rounds = 5, jit = true): number {
   const expected = expectedWorkloadOutput();
-  const m = SystemMachine.longMode(buildProgram('workload'), 'flat');
+  const m = SystemMachine.longMode(buildProgram('workload'), 'flat', { jit });
   workloadRun(m, expected);
   let best = 0;
   for (let k = 0; k < rounds; k++) {
@@ -100,6 +102,10 @@ export const benches: Bench[] = [
   {
     name: 'cpu.mixed_mips',
     run: () => workloadMips(),
+  },
+  {
+    name: 'cpu.jit_vs_interp',
+    run: () => workloadMips(3) / workloadMips(3, false),
   },
   {
     name: 'cpu.mixed_cold_mips',

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { buildHarness, unsupportedReason } from './build.js';
 import { FORMS } from './catalog.js';
+import { SSE_FORMS } from './catalog-sse.js';
+import { X87_FORMS } from './catalog-x87.js';
 import { compare, generate, runDifftest, runNative, Simulated } from './run.js';
 
 const why = unsupportedReason();
@@ -15,6 +17,26 @@ describe.skipIf(why !== null)('differential test against the host CPU', () => {
     if (r.mismatches > 0) console.log(r.reports.join('\n'));
     expect(r.forms).toBe(FORMS.length);
     expect(r.mismatches).toBe(0);
+  }, 120_000);
+
+  it('agrees with the host CPU with every case compiled by the JIT (20,000 cases)', () => {
+    const r = runDifftest(
+      buildHarness(),
+      20_000,
+      Number(process.env.DIFFTEST_SEED ?? 2),
+      undefined,
+      20,
+      true,
+    );
+    if (r.mismatches > 0) console.log(r.reports.join('\n'));
+    expect(r.forms).toBe(FORMS.length);
+    expect(r.mismatches).toBe(0);
+    // Cases go round-robin over the forms; SIMD and x87 forms end a block (not compiled yet), and
+    // all but a few of the integer forms are compiled.
+    const simd = new Set([...SSE_FORMS, ...X87_FORMS]);
+    let integer = 0;
+    for (let k = 0; k < 20_000; k++) if (!simd.has(FORMS[k % FORMS.length]!)) integer++;
+    expect(r.compiled).toBeGreaterThan(0.95 * integer);
   }, 120_000);
 
   it('notices a wrong result (the comparison can fail)', () => {

@@ -1,4 +1,4 @@
-// `npm run difftest [-- --cases N] [--seed S] [--filter TEXT]`: the differential test against the
+// `npm run difftest [-- --cases N] [--seed S] [--filter TEXT] [--jit]`: the differential test against the
 // host CPU; prints mismatches and ends with `DIFF forms=N cases=M mismatches=K`.
 
 import { parseArgs } from 'node:util';
@@ -10,6 +10,7 @@ const { values } = parseArgs({
     cases: { type: 'string', default: '100000' },
     seed: { type: 'string' },
     filter: { type: 'string' },
+    jit: { type: 'boolean', default: false },
   },
 });
 const why = unsupportedReason();
@@ -24,7 +25,7 @@ if (!Number.isSafeInteger(cases) || cases <= 0 || !Number.isSafeInteger(seed)) {
   process.exit(2);
 }
 const started = process.hrtime.bigint();
-const r = runDifftest(buildHarness(), cases, seed, values.filter);
+const r = runDifftest(buildHarness(), cases, seed, values.filter, 20, values.jit);
 for (const rep of r.reports) console.log(rep);
 const ms = Number(process.hrtime.bigint() - started) / 1e6;
 console.error(`difftest: seed ${seed}, ${(ms / 1000).toFixed(1)} s`);

@@ -146,11 +146,16 @@ export function runNative(harness: string, cases: readonly Case[]): Outcome[] {
 export class Simulated {
   private readonly mem = new Uint8Array(0x3000);
   private readonly cpu = new Cpu(this.mem, new HarnessMap());
-  private readonly interp = new Interpreter(this.cpu);
+  readonly interp: Interpreter;
   private readonly initial = new Uint8Array(DATA_SIZE);
   private readonly initial32 = new Int32Array(this.initial.buffer);
 
-  constructor() {
+  /**
+   * `jit`: compile every case's instruction as a one-instruction block and run it compiled
+   * (instructions the JIT does not take still run in the interpreter). Off: interpreter only.
+   */
+  constructor(jit = false) {
+    this.interp = new Interpreter(this.cpu, { jit: jit ? { threshold: 1, maxBlock: 1 } : false });
     this.cpu.cpl = 3;
   }
 
@@ -325,6 +330,8 @@ export interface DiffSummary {
   mismatches: number;
   /** The first mismatching cases, described. */
   reports: string[];
+  /** Blocks the JIT compiled (0 unless run with the JIT). */
+  compiled: number;
 }
 
 /** Generates `count` cases round-robin over the catalogue (optionally filtered by name). */
@@ -342,10 +349,11 @@ export function runDifftest(
   seed: number,
   filter?: string,
   maxReports = 20,
+  jit = false,
 ): DiffSummary {
   const cases = generate(count, seed, filter);
   const native = runNative(harness, cases);
-  const sim = new Simulated();
+  const sim = new Simulated(jit);
   const reports: string[] = [];
   let mismatches = 0;
   const forms = new Set<string>();
@@ -358,5 +366,6 @@ export function runDifftest(
       if (reports.length < maxReports) reports.push(`${c.form}: ${caseLine(c)}\n    ${d}`);
     }
   }
-  return { forms: forms.size, cases: cases.length, mismatches, reports };
+  const compiled = sim.interp.jit?.compiled ?? 0;
+  return { forms: forms.size, cases: cases.length, mismatches, reports, compiled };
 }

@@ -63,6 +63,8 @@ export interface MachineOptions {
    * the first exception, which is what a program without an IDT wants reported.
    */
   readonly deliverEvents?: boolean;
+  /** The block JIT (on by default, as in the Interpreter); false runs the pure interpreter. */
+  readonly jit?: boolean;
 }
 
 export interface RunResult {
@@ -123,7 +125,7 @@ export class SystemMachine {
       this.cpu.translator = this.paging;
     }
     new DataView(bytes.buffer, bytes.byteOffset).setUint32(MAILBOX.exit, NO_EXIT, true);
-    this.interp = new Interpreter(this.cpu);
+    this.interp = new Interpreter(this.cpu, { jit: options.jit ?? true });
   }
 
   /**

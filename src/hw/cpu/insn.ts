@@ -50,4 +50,7 @@ export class Insn {
   rex = false;
   /** The table row (mnemonic and operand shapes for the disassembler). */
   def: OpDef | null = null;
+  /** JIT (jit/jit.ts): entries counted here until hot, then the compiled block entered here. */
+  heat = 0;
+  block: object | null = null;
 }

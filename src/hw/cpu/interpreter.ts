@@ -2,10 +2,10 @@
 // decoded-instruction cache (decode on a miss), advance RIP, execute. Runs a budget of
 // instructions per call with no allocation per instruction; stops early on HLT or an exception.
 //
-// JIT seam: a later compiler takes the same Insn records (already decoded, per physical page,
-// invalidated by the same code-page protection) and emits WebAssembly over the same register file
-// and memory; the run loop would try a compiled block for the physical RIP before falling back
-// to `step`. Nothing here needs to change shape for that.
+// JIT seam (jit/): after the fetch, `Jit.enter` runs the compiled block that starts at this
+// instruction when there is one (it counts entries and compiles hot ones); otherwise the
+// instruction is executed here. Blocks hang off the same cached Insn records, so the code-page
+// protection that invalidates decodings drops them too.
 
 import {
   type Cpu,
@@ -34,6 +34,7 @@ import { IF } from './flags.js';
 // The system instructions register their handlers with execute.ts.
 import './system.js';
 import { Insn } from './insn.js';
+import { Jit, type JitOptions } from './jit/jit.js';
 import { ACCESS_EXEC } from './translator.js';
 
 /** Why `run` returned. */
@@ -64,7 +65,16 @@ export class Interpreter {
   /** The record 16/32-bit code is decoded into (never cached). */
   private readonly legacy = new Insn();
 
-  constructor(readonly cpu: Cpu) {}
+  /** The block compiler, or null when the JIT is off (then this is a pure interpreter). */
+  readonly jit: Jit | null;
+
+  constructor(
+    readonly cpu: Cpu,
+    options: { jit?: boolean | JitOptions } = {},
+  ) {
+    const j = options.jit ?? true;
+    this.jit = j === false ? null : new Jit(j === true ? {} : j);
+  }
 
   /** Runs up to `budget` instructions. Returns a STOP_* reason. */
   run(budget: number): number {
@@ -73,17 +83,32 @@ export class Interpreter {
     c.exVector = -1;
     c.halted = false;
     c.exitCode = -1;
+    const jit = this.jit;
     for (;;) {
       try {
         while (left > 0) {
           let i: Insn;
+          let cached = true;
           if (c.attention !== 0) {
             const stop = this.boundary(c);
             if (stop >= 0) return stop;
             // 16/32-bit code keeps `attention` set: it is decoded each time, never cached.
-            i = c.mode === MODE_64 ? this.fetch(c) : this.fetchLegacy(c);
+            if (c.mode === MODE_64) {
+              i = this.fetch(c);
+            } else {
+              i = this.fetchLegacy(c);
+              cached = false;
+            }
           } else {
             i = this.fetch(c);
+          }
+          // Cold instructions only bump a counter here; Jit.enter compiles and runs blocks.
+          if (cached && jit !== null && (i.block !== null || ++i.heat >= jit.threshold)) {
+            const n = jit.enter(c, i, left);
+            if (n > 0) {
+              left -= n;
+              continue;
+            }
           }
           execute(c, i);
           c.instructions++;
