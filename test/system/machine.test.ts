@@ -35,6 +35,21 @@ describe('system-test runner', () => {
     });
   });
 
+  it('collects bytes written to port 0xE9, after the mailbox, and ignores other ports', () => {
+    // mov dword [0x8010], 'mb'; mov dword [0x8000], 2; mov al, 'p'; out 0xe9, al; out 0x80, al;
+    // mov dx, 0xe9; mov al, '!'; out dx, al; mov ax, 0x4141; out dx, ax; hlt
+    const m = SystemMachine.longMode(
+      program(
+        'c7042510800000 6d620000 c7042500800000 02000000 b070 e6e9 e680 66bae900 b021 ee 66b84141 66ef f4',
+      ),
+      'flat',
+    );
+    const r = m.run(100);
+    expect(r.stop).toBe('hlt');
+    // A 16-bit write to the debug port is not a character.
+    expect(r.output).toBe('mbp!');
+  });
+
   it('never reads past the mailbox, whatever length the program claims', () => {
     // mov dword [0x8000], 0xffffffff; hlt
     const m = SystemMachine.longMode(program('c7042500800000 ffffffff f4'), 'paging');

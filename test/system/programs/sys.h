@@ -3,15 +3,16 @@
  * goes and where the program's memory lives. Included by C (lib.c) and by assembly (.S files, run
  * through the C preprocessor).
  *
- * Output: until IN/OUT are on main, a program appends its bytes to a mailbox in memory (a length
- * and a buffer at a fixed physical address) and the runner reads it after HLT. Switching every
- * program to `outb` to the debug port 0xE9 is this one define: set SYS_OUTPUT_PORT_E9 to 1 (the
- * runner collects port 0xE9 writes through CpuPlatform.ioOut already, and reads the mailbox too).
+ * Output: every program prints with `outb` to the debug port 0xE9, which the runner collects
+ * through CpuPlatform.ioOut. Setting SYS_OUTPUT_PORT_E9 to 0 makes every program append its bytes
+ * to a mailbox in memory instead (a length and a buffer at a fixed physical address, read by the
+ * runner after HLT), as they did before IN/OUT were implemented; crt0 always stores main's result
+ * in the mailbox's exit-code word.
  */
 #ifndef SYS_H
 #define SYS_H
 
-#define SYS_OUTPUT_PORT_E9 0
+#define SYS_OUTPUT_PORT_E9 1
 
 #define DEBUG_PORT 0xe9
 
