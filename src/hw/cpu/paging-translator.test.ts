@@ -210,6 +210,27 @@ describe('PagingTranslator', () => {
     expect(out).toMatchObject({ vector: 29, errorCode: 0x404 });
   });
 
+  it('walks tables and fetches code as private whatever the C-bits say; data follows the leaf', () => {
+    const { t, tr, out, w } = setup();
+    // The same tables reached with no C-bit anywhere: CR3 and every non-leaf entry shared-looking.
+    w(0x1000 + 1 * 8, makePte(0x2000, P | RW | US, null));
+    w(0x2000, makePte(0x3000, P | RW | US, null));
+    w(0x3000, makePte(0x4000, P | RW | US, null));
+    t.setControl(CR0_PE_WP_PG, CR3 & ~(1n << 51n), CR4_PAE, EFER_LME_LMA_NXE);
+    // Walked as private (assigned, validated pages): a private leaf is reached.
+    expect(tr(pt(0), ACCESS_READ)).toBe(0x10);
+    // A shared leaf over a private assigned page: data is a shared access (NPF), a fetch is private.
+    expect(tr(pt(2), ACCESS_READ)).toBe(-1);
+    expect(out.vector).toBe(VEC_NPF);
+    expect(tr(pt(2), ACCESS_EXEC)).toBe(0x12);
+    expect(out.perm & PERM_X).toBe(PERM_X);
+    expect(out.perm & PERM_R).toBe(0);
+    // A shared leaf over a hypervisor page: data fine, but code there cannot be fetched (private).
+    expect(tr(pt(5), ACCESS_READ)).toBe(0x601);
+    expect(tr(pt(5), ACCESS_EXEC)).toBe(-1);
+    expect(out.vector).toBe(VEC_NPF);
+  });
+
   it('reports the faulting page of an NPF and checks VMPL permissions at the running VMPL', () => {
     const { t, tr, out } = setup();
     expect(tr(pt(4) + 0x10)).toBe(-1);

@@ -16,8 +16,9 @@
 //   access succeeds [choice: hardware may set A on upper levels of a walk that then faults].
 //   PERM_W is granted only once D is set, so the first store to a clean page misses the CPU's
 //   TLB and comes back here to set D.
-// - The C-bit of CR3 and of every entry decides whether the next table (or the final page) is
-//   accessed private or shared, and every table access and the final page are checked against the
+// - Table reads and instruction fetches are always private (the C-bit of CR3 and of non-leaf
+//   entries is ignored); the leaf's C-bit decides whether data accesses to the final page are
+//   private or shared. Every table access and the final page are checked against the
 //   RMP at the running VMPL (`Rmp.check`): an unvalidated private page answers #VC 0x404; an RMP
 //   violation answers VEC_NPF (not an x86 vector) with the nested-page-fault error code
 //   (EXITINFO1) and the faulting page in `npfGpa` (EXITINFO2) for the engine to turn into a
@@ -219,7 +220,9 @@ export class PagingTranslator implements Translator {
     const view = this.view;
     let tableLo = this.cr3Lo & 0xffff_f000;
     let tableHi = this.cr3Hi;
-    let tableC = (tableHi & this.cBitHi) !== 0;
+    // Page-table walks are always private, whatever the C-bit of CR3 or of an entry says
+    // (APM vol. 2, 15.34.5; reference/linux-snp-guest.md 1.2).
+    const tableC = true;
     let rw = true;
     let us = true;
     let nx = false;
@@ -277,7 +280,6 @@ export class PagingTranslator implements Translator {
       }
       tableLo = addrLo;
       tableHi = eHi;
-      tableC = (eHi & this.cBitHi) !== 0;
     }
     const leafLevel = level;
     // Page-level permissions for each kind of access at this privilege.
@@ -290,7 +292,9 @@ export class PagingTranslator implements Translator {
     const ok = access === ACCESS_READ ? canRead : access === ACCESS_WRITE ? canWrite : canExec;
     if (!ok) return this.pf(errBits | PF_P, out);
     // The final page against the RMP, for the access made.
-    const pageC = (leafHi & this.cBitHi) !== 0;
+    // Instruction fetches are always private; data follows the leaf's C-bit.
+    const pageC = access === ACCESS_EXEC || (leafHi & this.cBitHi) !== 0;
+    const dataC = (leafHi & this.cBitHi) !== 0;
     const gpa = frame * 4096;
     if (!this.targetOnly && !this.rmpOk(gpa, pageC, cpl, access, NPF_FINAL, out)) return -1;
     // Accessed on every level, dirty on the leaf for a write. Each store is RMP checked as a write.
@@ -317,7 +321,7 @@ export class PagingTranslator implements Translator {
         (canWrite && (leafLo & E_D) !== 0 ? PERM_W : 0) |
         (canExec ? PERM_X : 0);
     }
-    out.perm = this.finalPerms(gpa, pageC, cpl, perm);
+    out.perm = this.finalPerms(gpa, dataC, cpl, perm);
     return frame;
   }
 
@@ -339,7 +343,8 @@ export class PagingTranslator implements Translator {
     const pae = this.pae;
     const size = pae ? 8 : 4;
     let tableGpa: number;
-    let tableC = true;
+    // Table walks are always private, as in long mode.
+    const tableC = true;
     if (pae) {
       // The PDPTE: P and address only (bits 1-2 and 5-8 reserved, no NX, no A).
       const at = ((this.cr3Lo >>> 0) & 0xffff_ffe0) + (lo >>> 30) * 8;
@@ -351,7 +356,6 @@ export class PagingTranslator implements Translator {
         return this.pf(errBits | PF_P | PF_RSVD, out);
       }
       tableGpa = (eLo & 0xffff_f000) + (eHi & this.addrMaskHi) * TWO32;
-      tableC = (eHi & this.cBitHi) !== 0;
     } else {
       tableGpa = (this.cr3Lo >>> 0) & 0xffff_f000;
     }
@@ -405,7 +409,6 @@ export class PagingTranslator implements Translator {
         break;
       }
       tableGpa = (eLo & 0xffff_f000) + (eHi & this.addrMaskHi) * TWO32;
-      tableC = pae ? (eHi & this.cBitHi) !== 0 : true;
     }
     const leafLevel = level;
     const smapBlocks = this.smap && !user && us;
@@ -416,7 +419,8 @@ export class PagingTranslator implements Translator {
     const canExec = !nx && (user ? us : !(this.smep && us));
     const ok = access === ACCESS_READ ? canRead : access === ACCESS_WRITE ? canWrite : canExec;
     if (!ok) return this.pf(errBits | PF_P, out);
-    const pageC = pae ? (leafHi & this.cBitHi) !== 0 : true;
+    const dataC = pae ? (leafHi & this.cBitHi) !== 0 : true;
+    const pageC = access === ACCESS_EXEC || dataC;
     const gpa = frame * 4096;
     if (!this.rmpOk(gpa, pageC, cpl, access, NPF_FINAL, out)) return -1;
     for (let l = 2; l >= leafLevel; l--) {
@@ -438,11 +442,14 @@ export class PagingTranslator implements Translator {
       : (canRead ? PERM_R : 0) |
         (canWrite && (leafLo & E_D) !== 0 ? PERM_W : 0) |
         (canExec ? PERM_X : 0);
-    out.perm = this.finalPerms(gpa, pageC, cpl, perm);
+    out.perm = this.finalPerms(gpa, dataC, cpl, perm);
     return frame;
   }
 
-  /** Narrows `perm` to the kinds of access the RMP allows on the final page. */
+  /**
+   * Narrows `perm` to the kinds of access the RMP allows on the final page: data as private or
+   * shared by `c`, fetches always as private.
+   */
   private finalPerms(gpa: number, c: boolean, cpl: number, perm: number): number {
     const rmp = this.rmp;
     const v = this.vmpl;
@@ -450,7 +457,7 @@ export class PagingTranslator implements Translator {
     if ((perm & PERM_W) !== 0 && rmp.check(gpa, c, v, cpl, ACCESS.WRITE) !== RMP_OK) {
       perm &= ~PERM_W;
     }
-    if ((perm & PERM_X) !== 0 && rmp.check(gpa, c, v, cpl, ACCESS.EXECUTE) !== RMP_OK) {
+    if ((perm & PERM_X) !== 0 && rmp.check(gpa, true, v, cpl, ACCESS.EXECUTE) !== RMP_OK) {
       perm &= ~PERM_X;
     }
     return perm;
