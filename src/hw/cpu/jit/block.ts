@@ -119,6 +119,9 @@ for (const h of [
 ]) {
   TIER[h] = TIER_CALL;
 }
+// SSE/SSE2 and x87 (sse.ts, x87.ts) change only XMM, MXCSR, x87 state, flags, GPRs and memory:
+// they run through execute inside a block rather than ending it.
+for (let h = H.H_SSE_MOV; h <= H.H_CLFLUSH; h++) TIER[h] = TIER_CALL;
 
 /** How the JIT treats handler `h`: TIER_INLINE, TIER_CALL or 0 (ends the block before it). */
 export function tierOf(h: number): number {
