@@ -14,7 +14,7 @@ import {
   FXSAVE_ALIGN,
 } from '../../arch/fxsave.js';
 import { type Cpu, VEC_GP, VEC_NM, VEC_UD } from './cpu.js';
-import type { Insn } from './insn.js';
+import { type Insn, NO_REG } from './insn.js';
 import * as H from './ops.js';
 import { MXCSR_MASK, XMM_TMP } from './simd-state.js';
 import { executeCmp, executeComi, executeCvt, executeFp } from './sse-fp.js';
@@ -32,6 +32,61 @@ import * as T from './sse-table.js';
 import { executeX87, f64ToF80, f80ToF64, fcwValue, fwait } from './x87.js';
 
 /** Executes a SIMD or x87 instruction (handlers H_SIMD_FIRST..H_SIMD_LAST). */
+/**
+ * Whether `i` is an SSE instruction in register form that reads and writes only XMM registers
+ * and MXCSR (no GPR, RFLAGS or memory): the JIT runs those with `executeSimdReg`, keeping the
+ * block's registers in locals across them.
+ */
+export function isSimdRegOnly(i: Insn): boolean {
+  return i.rm !== NO_REG && isSimdXmmOnly(i);
+}
+
+/**
+ * Whether `i` changes only XMM registers, MXCSR and (for a store) memory: no GPR or RFLAGS
+ * write. The JIT runs the memory forms through `execute` without reloading its registers.
+ */
+export function isSimdXmmOnly(i: Insn): boolean {
+  switch (i.op) {
+    case H.H_SSE_MOV: {
+      const kind = i.sub & 0xff;
+      return kind <= T.MOV_STOREHI || kind === T.MOV_Q_LOAD || kind === T.MOV_Q_STORE;
+    }
+    case H.H_SSE_PINT:
+    case H.H_SSE_PSHIFT_I:
+    case H.H_SSE_FP:
+    case H.H_SSE_CMP:
+    case H.H_SSE_SHUF:
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** Whether an `isSimdXmmOnly` instruction with a memory operand writes memory. */
+export function isSimdStore(i: Insn): boolean {
+  if (i.op !== H.H_SSE_MOV) return false;
+  const kind = i.sub & 0xff;
+  return (
+    kind === T.MOV_STORE ||
+    kind === T.MOV_STORESS ||
+    kind === T.MOV_STORESD ||
+    kind === T.MOV_STORELO ||
+    kind === T.MOV_STOREHI ||
+    kind === T.MOV_Q_STORE
+  );
+}
+
+/**
+ * Runs an instruction `isSimdRegOnly` accepted, unless SSE is unavailable (CR0.EM/TS,
+ * CR4.OSFXSR): then it does nothing and answers false, and the caller runs it through `execute`
+ * with its state written back, which raises the #UD or #NM.
+ */
+export function executeSimdReg(c: Cpu, i: Insn): boolean {
+  if ((c.cr0 & 0xc) !== 0 || (c.cr4 & 0x200) === 0) return false;
+  executeSimd(c, i);
+  return true;
+}
+
 export function executeSimd(c: Cpu, i: Insn): void {
   switch (i.op) {
     case H.H_X87:

@@ -12,11 +12,23 @@ import type { CodeCache } from '../code-cache.js';
 import { decode } from '../decoder.js';
 import { Insn } from '../insn.js';
 import * as H from '../ops.js';
+import { isSimdRegOnly, isSimdXmmOnly } from '../sse.js';
 
 /** Generated inline by the backend. */
 export const TIER_INLINE = 1;
 /** Executed by calling the interpreter's `execute` for this one record (same semantics). */
 export const TIER_CALL = 2;
+/**
+ * A register-form SSE instruction touching only XMM state and MXCSR: run by `executeSimdReg`
+ * without writing the block's registers back (they are written only if SSE is unavailable and
+ * the instruction must fault).
+ */
+export const TIER_SIMD = 3;
+/**
+ * The memory form of such an instruction: run through `execute` after the block's state is
+ * made fault-ready, but the registers cached in locals stay valid after it (it writes none).
+ */
+export const TIER_SIMD_MEM = 4;
 
 /** Longest block, in instructions. */
 export const MAX_BLOCK = 48;
@@ -131,6 +143,7 @@ export function tierOf(h: number): number {
 /** How the JIT treats this instruction (tierOf, refined by operand size and sub-operation). */
 export function tierFor(i: Insn): number {
   const t = tierOf(i.op);
+  if (t === TIER_CALL && isSimdXmmOnly(i)) return isSimdRegOnly(i) ? TIER_SIMD : TIER_SIMD_MEM;
   // Shifts by an immediate are generated for SHL/SHR/SAR/ROL/ROR of 32 and 64 bits; RCL/RCR and
   // narrow operands go through execute.
   if (i.op === H.H_SHIFT_I && i.osz >= 4 && i.sub !== 2 && i.sub !== 3) return TIER_INLINE;

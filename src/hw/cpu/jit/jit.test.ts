@@ -402,6 +402,29 @@ describe('JIT against the interpreter', () => {
     }
   });
 
+  it('runs SSE inside blocks and raises #NM precisely when CR0.TS makes SSE unavailable', () => {
+    // l: inc rdx; paddd xmm0, xmm1; movdqu [rbx+16], xmm0; add rsi, rdx; dec ecx; jnz l; hlt
+    // (paddd is register-only, movdqu a store: both stay in the block without reloading RDX.)
+    const code = hex('48ffc2 660ffec1 f30f7f4310 4801d6 ffc9 75ed f4');
+    for (const jit of [false, true]) {
+      const { cpu, interp } = machine(code, jit);
+      cpu.setReg64(RCX, 100n);
+      cpu.simd.setXmm(1, 0x00000001_00000001_00000001_00000001n);
+      expect(interp.run(30 * 6)).toBe(STOP_BUDGET);
+      expect(cpu.simd.getXmm(0)).toBe(0x0000001e_0000001e_0000001e_0000001en);
+      expect(cpu.mem[0x4010]).toBe(30);
+      expect(cpu.getReg64(6)).toBe(465n); // 1 + 2 + ... + 30
+      cpu.cr0 |= 8; // TS: the next SSE instruction raises #NM
+      expect(interp.run(1000)).toBe(STOP_EXCEPTION);
+      expect(cpu.exVector).toBe(7);
+      expect(cpu.rip).toBe(BigInt(BASE + 3)); // the paddd of pass 31
+      expect(cpu.instructions).toBe(30 * 6 + 1); // its inc retired
+      expect(cpu.getReg64(2)).toBe(31n); // and is visible in RDX
+      expect(cpu.simd.getXmm(0)).toBe(0x0000001e_0000001e_0000001e_0000001en);
+      if (jit) expect(interp.jit!.executed).toBeGreaterThan(100);
+    }
+  });
+
   it('sees self-modifying code inside a compiled loop on the next pass', () => {
     // l: add eax, 1 (83 c0 01); mov rsi, [rbx + rcx*8]; inc byte [rsi]; dec ecx; jnz l; hlt
     // The table sends the increment to scratch data, except on pass RCX = 30 where it patches the

@@ -20,7 +20,8 @@ import { execute } from '../execute.js';
 import { LF_ADC1, LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SBB1, LF_SUB, PF } from '../flags.js';
 import { type Insn, RIP_BASE } from '../insn.js';
 import * as H from '../ops.js';
-import { type BlockPlan, TIER_CALL } from './block.js';
+import { type BlockPlan, TIER_CALL, TIER_SIMD, TIER_SIMD_MEM } from './block.js';
+import { executeSimdReg, isSimdStore } from '../sse.js';
 
 /** A compiled block: `(cpu, budget) => instructions executed`. */
 export type BlockFn = (c: unknown, left: number) => number;
@@ -922,6 +923,30 @@ class Emitter {
     }
   }
 
+  /**
+   * A register-only SSE instruction (TIER_SIMD): nothing the block keeps in locals is involved,
+   * so nothing is written back unless SSE is unavailable; then the state is made fault-ready and
+   * `execute` raises the #UD or #NM (it cannot return).
+   */
+  private simd(k: number): void {
+    this.emit(
+      `if (!S(c, I[${k}])) { ${this.flushCode()}${this.commitCode()} ` +
+        `c.startLo = (L + ${this.pi.off}) | 0; X(c, I[${k}]); ` +
+        `throw new Error('jit: SSE unavailable without a fault'); }`,
+    );
+  }
+
+  /**
+   * A memory-form SSE instruction that writes no GPR or flag (TIER_SIMD_MEM): fault-ready state
+   * and RIP for `execute` (RIP-relative operands), but the cached registers stay valid after.
+   */
+  private simdMem(k: number, i: Insn): void {
+    this.faultPoint();
+    const [lo, hi] = this.nextRip();
+    this.emit(`r[32] = ${lo}; r[33] = ${hi}; X(c, I[${k}]);`);
+    if (isSimdStore(i)) this.smcCheck();
+  }
+
   /** One instruction through the interpreter's own `execute` (TIER_CALL). */
   private call(k: number, i: Insn): void {
     this.faultPoint();
@@ -950,6 +975,14 @@ class Emitter {
       this.startSet = false;
       if (p.tier === TIER_CALL) {
         this.call(k, p.insn);
+        continue;
+      }
+      if (p.tier === TIER_SIMD) {
+        this.simd(k);
+        continue;
+      }
+      if (p.tier === TIER_SIMD_MEM) {
+        this.simdMem(k, p.insn);
         continue;
       }
       this.insn(p.insn, k === n - 1);
@@ -1023,6 +1056,7 @@ export function compileBlock(plan: BlockPlan, hasCode: Uint8Array): BlockFn {
     'P',
     'M',
     'W',
+    'S',
     `"use strict"; return function block(c, left) {\n${src}\n};`,
   ) as (
     x: typeof execute,
@@ -1031,6 +1065,7 @@ export function compileBlock(plan: BlockPlan, hasCode: Uint8Array): BlockFn {
     p: Uint8Array,
     m: typeof imul64,
     w: Int32Array,
+    s: typeof executeSimdReg,
   ) => BlockFn;
-  return make(execute, records, hasCode, PARITY, imul64, w);
+  return make(execute, records, hasCode, PARITY, imul64, w, executeSimdReg);
 }
