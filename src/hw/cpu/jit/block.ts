@@ -150,7 +150,7 @@ export function tierFor(i: Insn): number {
   return t;
 }
 
-/** The instruction transfers control: it ends a block (after it). */
+/** The instruction transfers control: it ends a block after it (Jcc only when taken). */
 export function isBranch(h: number): boolean {
   switch (h) {
     case H.H_JCC:
@@ -199,8 +199,13 @@ export function planBlock(
     insns.push({ insn, off: p - pa, next: p - pa + insn.len, tier });
     p += insn.len;
     if (isBranch(insn.op)) {
-      endsInBranch = true;
-      break;
+      // A conditional branch that does not loop back to the entry is a side exit: taken, it
+      // leaves the block; the block goes on along the fall-through path (a superblock).
+      const loopsBack = insn.immHi === -1 && insn.imm === -(p - pa);
+      if (insn.op !== H.H_JCC || loopsBack) {
+        endsInBranch = true;
+        break;
+      }
     }
     insn = undefined;
   }

@@ -879,6 +879,11 @@ class Emitter {
         const [tlo, thi] = this.relTarget(i);
         const count = this.k + 1;
         const cond = i.op === H.H_JCC ? this.condExpr(i.sub) : 'true';
+        if (!last) {
+          // A side exit (only Jcc is planned mid-block): taken leaves, fall-through goes on.
+          this.emit(`if (${cond}) { ${this.exitCode(tlo, thi, count)} }`);
+          return;
+        }
         if (this.plan.loops && last) {
           // Back to the entry: run another pass while a whole one fits in the budget.
           const [nlo, nhi] = this.nextRip();
