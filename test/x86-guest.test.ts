@@ -3,11 +3,8 @@
 // code and a 64-bit VMSA, and starts vCPU 1 on it with CREATE_VCPU; vCPU 1 then talks to the host
 // with the GHCB MSR protocol (VMGEXIT), uses RMPADJUST, and ends in HLT, a termination request, an
 // NPF or a shutdown. Registers and the VMSA are checked after the exits.
-//
-// WRMSR/RDMSR are another worker's part of the CPU and not merged yet: until they are, the test
-// engine below emulates exactly `wrmsr`/`rdmsr` of the GHCB MSR when they raise #UD (as a #UD
-// handler in the guest would), on the CPU's `ghcbMsr`. Once the CPU executes them itself the
-// emulation is never reached and the test runs unchanged.
+// WRMSR/RDMSR of the GHCB MSR are executed by the CPU itself (held in `Cpu.ghcbMsr` under
+// SEV-ES, synced with the vCPU's at every exit).
 import { describe, expect, it } from 'vitest';
 import {
   type GuestCpu,
@@ -63,22 +60,10 @@ const VMGEXIT = 'f30f01d9';
 const RDMSR = '0f32';
 const HLT = 'f4';
 
-/** The test's x86 engine: records guest exceptions and stands in for WRMSR/RDMSR of the GHCB MSR. */
+/** The test's x86 engine: records the exceptions the guest raises before delivering them. */
 class TestEngine extends X86Engine {
   readonly faults: [number, number][] = [];
   protected override guestException(c: Cpu, vcpu: Vcpu): VmExit | null {
-    const ud = c.exVector === 6 && c.r[2]! >>> 0 === MSR.GHCB;
-    const op = ud && c.read8(c.r[32]!, c.r[33]!) === 0x0f ? c.read8(c.r[32]! + 1, c.r[33]!) : -1;
-    if (op === 0x30 || op === 0x32) {
-      if (op === 0x30) {
-        c.ghcbMsr = (BigInt(c.r[4]! >>> 0) << 32n) | BigInt(c.r[0]! >>> 0);
-      } else {
-        c.setReg64(0, c.ghcbMsr & 0xffff_ffffn);
-        c.setReg64(2, c.ghcbMsr >> 32n);
-      }
-      c.rip += 2n;
-      return null;
-    }
     this.faults.push([c.exVector, c.exErrorCode]);
     return super.guestException(c, vcpu);
   }
