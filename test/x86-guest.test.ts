@@ -203,4 +203,9 @@ describe('an x86-64 guest at VMPL2 under the SVSM', () => {
     expect(cvm.vm.termination?.reason).toContain('shut down');
     expect(vmsa.get('guestExitCode')).toBe(0x7fn);
   });
+
+  it('refuses the SVSM-made BSP VMSA, which starts in 32-bit protected mode', () => {
+    const cvm = createTestCvm(function* () {}, { x86Vcpus: [0] });
+    expect(() => cvm.vm.run()).toThrow(/64-bit mode only; the VMSA is in legacy protected mode/);
+  });
 });
