@@ -13,6 +13,7 @@ import {
   VMSA,
   msrCpuidRequest,
   msrCpuidResponse,
+  msrPscRequest,
   msrTerminateRequest,
 } from '../src/arch/index.js';
 import { SvsmClient } from '../src/guest/svsm-client.js';
@@ -178,6 +179,22 @@ describe('an x86-64 guest at VMPL2 under the SVSM', () => {
     expect(vmsa.get('guestExitCode')).toBe(0x400n);
     expect(vmsa.get('guestExitInfo2')).toBe(BigInt(SHARED));
     expect(vmsa.get('rip')).toBe(BigInt(CODE + 5));
+  });
+
+  it('a private access to a page made shared: NPF, the host makes it private, then #VC 0x404', () => {
+    const page = 0x29000;
+    const code =
+      wrGhcb(msrPscRequest(page / PAGE, 2)) + // page-state change to shared
+      VMGEXIT +
+      mov(3, page) +
+      '8b03' + // mov eax,[rbx] through a C-bit mapping
+      HLT;
+    const { cvm, state, engine } = x86Cvm(code);
+    expect(cvm.vm.exitCounts.get('npf')).toBe(1);
+    expect(cvm.machine.rmp.isAssigned(page / PAGE)).toBe(true);
+    expect(engine.faults).toEqual([[29, 0x404]]);
+    expect(state).toBe('terminated');
+    expect(cvm.vm.termination?.reason).toContain('shut down');
   });
 
   it('CPUID raises #VC 0x72 in the guest; with no IDT the vCPU shuts down', () => {

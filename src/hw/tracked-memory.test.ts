@@ -74,4 +74,22 @@ describe('TrackedMemory', () => {
     for (const t of [0x1000, 0x2000, 0x3000, 0x4000]) expect(m.knownZero(t, 0x1000)).toBe(false);
     expect(m.knownZero(0x10000, 0x1000)).toBe(true);
   });
+
+  it('tells store listeners of every store, zeros over written memory included', () => {
+    const m = new TrackedMemory(16 << 20);
+    const heard: [number, number][] = [];
+    m.onStore((gpa, length) => heard.push([gpa, length]));
+    m.write(0x1234, new Uint8Array(3));
+    m.fill(0x2000, 0x100, 0);
+    m.fill(0x3000, 0x10, 7);
+    m.markWritten(0x4000, 8);
+    m.page(5);
+    expect(heard).toEqual([
+      [0x1234, 3],
+      [0x2000, 0x100],
+      [0x3000, 0x10],
+      [0x4000, 8],
+      [0x5000, 0x1000],
+    ]);
+  });
 });

@@ -46,8 +46,8 @@ export class TrackedMemory extends PhysicalMemory {
 
   /**
    * Called with every range a marking writer stores to (markWritten, write, fill, page), so caches
-   * of memory contents (decoded x86 code) can forget it. The CPU's own stores are not reported:
-   * the CPU keeps its code cache coherent itself.
+   * of memory contents (decoded x86 code) can forget it. The x86 CPU's own stores do not come
+   * through here (it keeps its code cache coherent itself).
    */
   onStore(listener: (gpa: number, length: number) => void): void {
     this.storeListeners.push(listener);

@@ -3,6 +3,8 @@ export { CodeCache } from './code-cache.js';
 export {
   Cpu,
   type CpuPlatform,
+  INTERCEPT_RDTSC,
+  INTERCEPT_RDTSCP,
   MINIMAL_PLATFORM,
   MODE_64,
   MODE_PROT16,
@@ -18,6 +20,7 @@ export {
   SEG_TR,
   TRAP_EXCEPTION,
   TRAP_NONE,
+  type RmpOutcome,
   TRAP_SOFTWARE,
   X86Fault,
 } from './cpu.js';
@@ -41,6 +44,7 @@ export {
   Interpreter,
   STOP_BUDGET,
   STOP_EXCEPTION,
+  STOP_EXIT,
   STOP_HLT,
   STOP_SHUTDOWN,
 } from './interpreter.js';

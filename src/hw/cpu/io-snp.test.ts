@@ -154,6 +154,56 @@ describe('INS and OUTS', () => {
     expect(cpu.rip).toBe(BigInt(BASE));
   });
 
+  it('REP INS/OUTS match a model for any count, size, direction and address size', () => {
+    fc.assert(
+      fc.property(
+        fc.boolean(),
+        fc.constantFrom(1, 2, 4),
+        fc.boolean(),
+        fc.boolean(),
+        fc.integer({ min: 0, max: 20 }),
+        fc.integer({ min: 0x100, max: 0xf00 }),
+        (ins, size, down, addr32, count, offset) => {
+          const op = (ins ? 0x6c : 0x6e) + (size === 1 ? 0 : 1);
+          const code =
+            (addr32 ? '67' : '') + 'f3' + (size === 2 ? '66' : '') + op.toString(16) + 'f4';
+          const { cpu, mem, log, interp } = rig(code);
+          for (let k = 0; k < 0x1000; k++) mem[0x2000 + k] = (k * 7 + 3) & 0xff;
+          const before = mem.slice(0x2000, 0x3000);
+          const start = DATA + offset;
+          const high = addr32 ? 0xffff_0000_0000_0000n : 0n; // ignored with a 32-bit address size
+          cpu.setReg64(ins ? RDI : RSI, high + BigInt(start));
+          cpu.setReg64(RCX, BigInt(count));
+          cpu.setReg64(RDX, 0x1f0n);
+          if (down) cpu.rflags = 2 | DF;
+          expect(interp.run(10)).toBe(STOP_HLT);
+          const step = down ? -size : size;
+          expect(log).toHaveLength(count);
+          const expected = mem.slice(0x2000, 0x3000);
+          expected.set(before);
+          for (let k = 0; k < count; k++) {
+            const at = offset + k * step;
+            if (ins) {
+              const v = 0x5a5a_5a00 | (0x11 + k);
+              for (let b = 0; b < size; b++) expected[at + b] = (v >>> (8 * b)) & 0xff;
+            } else {
+              let v = 0;
+              for (let b = size - 1; b >= 0; b--) v = v * 256 + before[at + b]!;
+              expect(log[k]).toEqual({ dir: 'out', port: 0x1f0, size, value: v });
+            }
+          }
+          expect(mem.slice(0x2000, 0x3000)).toEqual(expected);
+          // A 32-bit address size writes the 32-bit register (upper half cleared) once it steps.
+          expect(cpu.getReg64(ins ? RDI : RSI)).toBe(
+            (addr32 && count > 0 ? 0n : high) + BigInt(start + count * step),
+          );
+          expect(cpu.getReg64(RCX)).toBe(0n);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
   it('disassembles the I/O forms', () => {
     const text = disassemble(hex('e680 ed 66ef f3666d 6e')).map((l) => l.text);
     expect(text).toEqual(['out 0x80, al', 'in eax, dx', 'out dx, ax', 'rep insw', 'outsb']);

@@ -21,9 +21,9 @@ export const EXIT_MWAIT = 0x8b;
 export const EXIT_VMGEXIT = 0x403;
 
 /** VMMCALL: #VC 0x81 in an SEV-ES guest, #UD without a hypervisor. */
-export function execVmmcall(c: Cpu): void {
+export function execVmmcall(c: Cpu): never {
   if (c.sevEs) c.fault(VEC_VC, EXIT_VMMCALL);
-  c.fault(VEC_UD);
+  return c.fault(VEC_UD);
 }
 
 /**

@@ -204,6 +204,8 @@ export class X86Engine implements Engine {
         (st.cpu.shadowEnd === st.cpu.instructions ? INT_STATE.SHADOW : 0);
       vcpu.ghcbMsr[running.vmpl] = st.cpu.ghcbMsr;
       if (exits.exit(vcpu, next) === 'suspend') return;
+      if (next === EXIT_SHUTDOWN)
+        throw new Error(`the host resumed vCPU ${vcpu.apicId} after a shutdown`);
       next = this.enter(st, vcpu);
     }
   }
