@@ -37,6 +37,7 @@ import {
   SF,
   ZF,
 } from './flags.js';
+import { addSegBase, ea, eaOffset } from './effective-address.js';
 import { type Insn, REP_E, REP_NONE } from './insn.js';
 import { execIn, execIns, execOut, execOuts } from './io.js';
 import * as H from './ops.js';
@@ -56,52 +57,7 @@ const TWO32 = 4294967296;
 
 // ---- operands ---------------------------------------------------------------------------------
 
-/** Effective address without a segment base (LEA), into c.a0/c.a1. */
-function eaOffset(c: Cpu, i: Insn): void {
-  const r = c.r;
-  let lo = i.disp;
-  let hi = i.dispHi;
-  const b = i.base;
-  if (b >= 0) {
-    const t = (lo + r[2 * b]!) | 0;
-    hi = (hi + r[2 * b + 1]! + (t >>> 0 < lo >>> 0 ? 1 : 0)) | 0;
-    lo = t;
-  }
-  const x = i.index;
-  if (x >= 0) {
-    let x0 = r[2 * x]!;
-    let x1 = r[2 * x + 1]!;
-    const s = i.scale;
-    if (s !== 0) {
-      x1 = (x1 << s) | (x0 >>> (32 - s));
-      x0 = x0 << s;
-    }
-    const t = (lo + x0) | 0;
-    hi = (hi + x1 + (t >>> 0 < lo >>> 0 ? 1 : 0)) | 0;
-    lo = t;
-  }
-  if (i.asz === 8) {
-    c.a0 = lo;
-    c.a1 = hi;
-  } else {
-    // 32-bit addresses are zero-extended; 16-bit ones wrap at 64 KiB (before the segment base).
-    c.a0 = i.asz === 4 ? lo : lo & 0xffff;
-    c.a1 = 0;
-  }
-}
-
-/** Effective address of the memory operand, with the FS/GS base, into c.a0/c.a1. */
-export function ea(c: Cpu, i: Insn): void {
-  eaOffset(c, i);
-  if (i.seg >= 0) addSegBase(c, i.seg);
-}
-
-function addSegBase(c: Cpu, seg: number): void {
-  const lo = c.a0;
-  const t = (lo + c.segBase[2 * seg]!) | 0;
-  c.a1 = (c.a1 + c.segBase[2 * seg + 1]! + (t >>> 0 < lo >>> 0 ? 1 : 0)) | 0;
-  c.a0 = t;
-}
+export { ea };
 
 /** Reads the E operand (register or memory); the high half goes to c.v1. Sets c.a0/a1 for memory. */
 export function readE(c: Cpu, i: Insn, size: number): number {

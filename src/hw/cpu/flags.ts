@@ -45,7 +45,7 @@ export const LF_DEC = 7;
 const TOP_SHIFT = new Int32Array([0, 24, 16, 0, 0, 0, 0, 0, 0]);
 
 /** Even parity of each byte value: PF is set when the low result byte has an even number of 1s. */
-const PARITY = new Uint8Array(256);
+export const PARITY = new Uint8Array(256);
 for (let i = 0; i < 256; i++) {
   let n = i;
   n ^= n >> 4;

@@ -2,6 +2,7 @@
 // and 32/64/128-bit memory operands moved through XMM slots.
 
 import { type Cpu, VEC_GP, VEC_NM, VEC_UD } from './cpu.js';
+import { ea } from './effective-address.js';
 import type { Insn } from './insn.js';
 import { ACCESS_WRITE } from './translator.js';
 
@@ -23,44 +24,6 @@ export function x87Check(c: Cpu): void {
 /** FWAIT: #NM only when both MP and TS are set. */
 export function fwaitCheck(c: Cpu): void {
   if ((c.cr0 & 0xa) === 0xa) c.fault(VEC_NM);
-}
-
-/**
- * Effective address of the memory operand into c.a0/c.a1, with the FS/GS base. (The same
- * computation as execute.ts's `ea`, repeated here so this module does not import execute.ts,
- * which dispatches to it.)
- */
-export function simdEa(c: Cpu, i: Insn): void {
-  const r = c.r;
-  let lo = i.disp;
-  let hi = i.dispHi;
-  const b = i.base;
-  if (b >= 0) {
-    const t = (lo + r[2 * b]!) | 0;
-    hi = (hi + r[2 * b + 1]! + (t >>> 0 < lo >>> 0 ? 1 : 0)) | 0;
-    lo = t;
-  }
-  const x = i.index;
-  if (x >= 0) {
-    let x0 = r[2 * x]!;
-    let x1 = r[2 * x + 1]!;
-    const s = i.scale;
-    if (s !== 0) {
-      x1 = (x1 << s) | (x0 >>> (32 - s));
-      x0 = x0 << s;
-    }
-    const t = (lo + x0) | 0;
-    hi = (hi + x1 + (t >>> 0 < lo >>> 0 ? 1 : 0)) | 0;
-    lo = t;
-  }
-  if (i.asz === 4) hi = 0;
-  if (i.seg >= 0) {
-    const t = (lo + c.segBase[2 * i.seg]!) | 0;
-    hi = (hi + c.segBase[2 * i.seg + 1]! + (t >>> 0 < lo >>> 0 ? 1 : 0)) | 0;
-    lo = t;
-  }
-  c.a0 = lo;
-  c.a1 = hi;
 }
 
 /** #GP(0) unless c.a0 is 16-byte aligned (legacy SSE 128-bit operands). */
@@ -126,7 +89,7 @@ export function writeMem(c: Cpu, slot: number, n: number, half = 0): void {
  */
 export function srcW(c: Cpu, i: Insn, n: number, aligned: boolean): number {
   if (i.rm >= 0) return i.rm;
-  simdEa(c, i);
+  ea(c, i);
   if (aligned) checkAligned(c);
   readMem(c, 16, n);
   return 16;

@@ -14,20 +14,13 @@ import {
   FXSAVE_ALIGN,
 } from '../../arch/fxsave.js';
 import { type Cpu, VEC_GP, VEC_NM, VEC_UD } from './cpu.js';
+import { ea } from './effective-address.js';
 import { type Insn, NO_REG } from './insn.js';
 import * as H from './ops.js';
 import { MXCSR_MASK, XMM_TMP } from './simd-state.js';
 import { executeCmp, executeComi, executeCvt, executeFp } from './sse-fp.js';
 import { executePint, executeShiftImm } from './sse-int.js';
-import {
-  checkAligned,
-  readMem,
-  simdEa,
-  srcW,
-  sseCheck,
-  writeMem,
-  x87Check,
-} from './sse-operands.js';
+import { checkAligned, readMem, srcW, sseCheck, writeMem, x87Check } from './sse-operands.js';
 import * as T from './sse-table.js';
 import { executeX87, f64ToF80, f80ToF64, fcwValue, fwait } from './x87.js';
 
@@ -104,7 +97,7 @@ export function executeSimd(c: Cpu, i: Insn): void {
       state(c, i);
       return;
     case H.H_CLFLUSH:
-      simdEa(c, i);
+      ea(c, i);
       c.read8(c.a0, c.a1);
       return;
     default:
@@ -166,7 +159,7 @@ function move(c: Cpu, i: Insn): void {
         copy(x, i.rm, i.reg);
         return;
       }
-      simdEa(c, i);
+      ea(c, i);
       if (aligned) checkAligned(c);
       writeMem(c, i.reg, 16);
       return;
@@ -174,7 +167,7 @@ function move(c: Cpu, i: Insn): void {
       if (i.rm >= 0) {
         x[v] = x[4 * i.rm]!;
       } else {
-        simdEa(c, i);
+        ea(c, i);
         readMem(c, i.reg, 4);
       }
       return;
@@ -183,7 +176,7 @@ function move(c: Cpu, i: Insn): void {
         x[v] = x[4 * i.rm]!;
         x[v + 1] = x[4 * i.rm + 1]!;
       } else {
-        simdEa(c, i);
+        ea(c, i);
         readMem(c, i.reg, 8);
       }
       return;
@@ -191,7 +184,7 @@ function move(c: Cpu, i: Insn): void {
       if (i.rm >= 0) {
         x[4 * i.rm] = x[v]!;
       } else {
-        simdEa(c, i);
+        ea(c, i);
         writeMem(c, i.reg, 4);
       }
       return;
@@ -200,7 +193,7 @@ function move(c: Cpu, i: Insn): void {
         x[4 * i.rm] = x[v]!;
         x[4 * i.rm + 1] = x[v + 1]!;
       } else {
-        simdEa(c, i);
+        ea(c, i);
         writeMem(c, i.reg, 8);
       }
       return;
@@ -210,7 +203,7 @@ function move(c: Cpu, i: Insn): void {
         x[v] = x[4 * i.rm + 2]!;
         x[v + 1] = x[4 * i.rm + 3]!;
       } else {
-        simdEa(c, i);
+        ea(c, i);
         x[v] = c.read64(c.a0, c.a1);
         x[v + 1] = c.v1;
       }
@@ -221,14 +214,14 @@ function move(c: Cpu, i: Insn): void {
         x[v + 2] = x[4 * i.rm]!;
         x[v + 3] = x[4 * i.rm + 1]!;
       } else {
-        simdEa(c, i);
+        ea(c, i);
         x[v + 2] = c.read64(c.a0, c.a1);
         x[v + 3] = c.v1;
       }
       return;
     case T.MOV_STORELO:
     case T.MOV_STOREHI:
-      simdEa(c, i);
+      ea(c, i);
       writeMem(c, i.reg, 8, (i.sub & 0xff) === T.MOV_STOREHI ? 1 : 0);
       return;
     case T.MOV_D_TO: {
@@ -238,7 +231,7 @@ function move(c: Cpu, i: Insn): void {
         lo = c.r[2 * i.rm]!;
         if (i.osz === 8) hi = c.r[2 * i.rm + 1]!;
       } else {
-        simdEa(c, i);
+        ea(c, i);
         if (i.osz === 8) {
           lo = c.read64(c.a0, c.a1);
           hi = c.v1;
@@ -257,7 +250,7 @@ function move(c: Cpu, i: Insn): void {
         c.r[2 * i.rm] = x[v]!;
         c.r[2 * i.rm + 1] = i.osz === 8 ? x[v + 1]! : 0;
       } else {
-        simdEa(c, i);
+        ea(c, i);
         writeMem(c, i.reg, i.osz === 8 ? 8 : 4);
       }
       return;
@@ -277,7 +270,7 @@ function move(c: Cpu, i: Insn): void {
         x[d + 2] = 0;
         x[d + 3] = 0;
       } else {
-        simdEa(c, i);
+        ea(c, i);
         writeMem(c, i.reg, 8);
       }
       return;
@@ -285,7 +278,7 @@ function move(c: Cpu, i: Insn): void {
       maskmov(c, i);
       return;
     case T.MOV_NTI:
-      simdEa(c, i);
+      ea(c, i);
       if (i.osz === 8) c.write64(c.a0, c.a1, c.r[2 * i.reg]!, c.r[2 * i.reg + 1]!);
       else c.write32(c.a0, c.a1, c.r[2 * i.reg]!);
       return;
@@ -387,7 +380,7 @@ function word(c: Cpu, i: Insn): void {
     if (i.rm >= 0) {
       v = c.r[2 * i.rm]! & 0xffff;
     } else {
-      simdEa(c, i);
+      ea(c, i);
       v = c.read16(c.a0, c.a1);
     }
     u[8 * i.reg + (i.imm & 7)] = v;
@@ -403,7 +396,7 @@ function state(c: Cpu, i: Insn): void {
   const st = c.simd;
   if (i.sub >= 2) {
     sseCheck(c);
-    simdEa(c, i);
+    ea(c, i);
     if (i.sub === 2) {
       const v = c.read32(c.a0, c.a1);
       if ((v & ~MXCSR_MASK) !== 0) c.fault(VEC_GP, 0);
@@ -414,7 +407,7 @@ function state(c: Cpu, i: Insn): void {
     return;
   }
   if ((c.cr0 & 0xc) !== 0) c.fault(VEC_NM);
-  simdEa(c, i);
+  ea(c, i);
   if ((c.a0 & (FXSAVE_ALIGN - 1)) !== 0) c.fault(VEC_GP, 0);
   if (i.sub === 0) fxsave(c, i.osz === 8);
   else fxrstor(c, i.osz === 8);

@@ -21,7 +21,8 @@
 import { type Cpu, VEC_UD } from './cpu.js';
 import type { Insn } from './insn.js';
 import { FSW_C0, FSW_C1, FSW_C2, FSW_C3, FSW_IE, FSW_SF, type SimdState } from './simd-state.js';
-import { fwaitCheck, simdEa, x87Check } from './sse-operands.js';
+import { ea } from './effective-address.js';
+import { fwaitCheck, x87Check } from './sse-operands.js';
 import { roundInt, toF32 } from './sse-fp.js';
 
 const FSW_ZE = 0x4;
@@ -303,7 +304,7 @@ export function executeX87(c: Cpu, i: Insn): void {
   const esc = i.sub >> 3; // opcode - 0xD8
   const reg = i.sub & 7;
   if (i.rm < 0) {
-    simdEa(c, i);
+    ea(c, i);
     memoryForm(c, s, esc, reg);
     if (!(esc === 1 && reg >= 4) && !(esc === 5 && reg >= 4)) {
       s.fdp = c.a0;

@@ -17,7 +17,7 @@
 
 import { mul64, umul32, w } from '../arith.js';
 import { execute } from '../execute.js';
-import { LF_ADC1, LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SBB1, LF_SUB, PF } from '../flags.js';
+import { LF_ADC1, LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SBB1, LF_SUB, PARITY } from '../flags.js';
 import { type Insn, RIP_BASE } from '../insn.js';
 import * as H from '../ops.js';
 import { type BlockPlan, TIER_CALL, TIER_SIMD, TIER_SIMD_MEM } from './block.js';
@@ -25,15 +25,6 @@ import { executeSimdReg, isSimdStore } from '../sse.js';
 
 /** A compiled block: `(cpu, budget) => instructions executed`. */
 export type BlockFn = (c: unknown, left: number) => number;
-
-const PARITY = new Uint8Array(256);
-for (let i = 0; i < 256; i++) {
-  let n = i;
-  n ^= n >> 4;
-  n ^= n >> 2;
-  n ^= n >> 1;
-  PARITY[i] = (n & 1) === 0 ? PF : 0;
-}
 
 /**
  * Truncated signed 64 x 64 multiply for IMUL's two- and three-operand forms: the low 64 bits in
