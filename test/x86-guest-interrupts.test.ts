@@ -16,69 +16,47 @@ import {
   type GuestCpu,
   MSR,
   PSC_OP,
-  PvalidatePageSize,
   VMSA,
   X2APIC_MSR as A,
   msrPscRequest,
   msrRegisterGpaRequest,
   msrTerminateRequest,
 } from '../src/arch/index.js';
-import { SvsmClient } from '../src/guest/svsm-client.js';
-import type { Cpu } from '../src/hw/cpu/cpu.js';
-import type { VmExit } from '../src/hw/engine.js';
-import { X86Engine } from '../src/hw/engines/x86-engine.js';
 import type { Machine } from '../src/hw/machine.js';
-import type { Vcpu } from '../src/hw/vcpu.js';
 import { platformOf } from '../src/host/devices/platform.js';
 import { createTestCvm } from './support/cvm.js';
+import {
+  AP_VMSA,
+  CODE,
+  DATA,
+  hex,
+  imm32,
+  le,
+  mov,
+  PAGE,
+  RecordingX86Engine,
+  startX86Ap,
+} from './support/x86-ap.js';
 
-const PAGE = 0x1000;
-const C_BIT = 1n << 51n;
-const AP_VMSA = 0x11000;
-const AP_CAA = 0x12000;
-const PML4 = 0x20000; // then PDPT, PD, PT: the first 2 MiB identity-mapped
-const CODE = 0x24000; // main code at +0, the #VC handler at +0x800, the timer handler at +0xC00
+// Main code at CODE, the #VC handler at +0x800, the timer handler at +0xC00.
 const VC_ENTRY = CODE + 0x800;
 const TICK_ENTRY = CODE + 0xc00;
-const DATA = 0x25000;
 const GDT = DATA; // null, 0x08 = 64-bit code, 0x10 = data
 const GDTR = DATA + 0x40; // LGDT operand: limit, base
 const IDTR = DATA + 0x50; // LIDT operand
 const COUNT = DATA + 0x100; // u32: interrupts the handler took
 const TSCS = DATA + 0x400; // u64[64]: RDTSC at each handler entry
 const RIPS = DATA + 0x600; // u64[64]: the RIP each interrupt returned to
-const STACK = 0x26000;
 /** The GHCB: never validated, made shared by the guest, mapped with the C-bit clear. */
 const GHCB = 0x28000;
 const IDT = 0x29000;
-const VALIDATED = [
-  AP_VMSA,
-  AP_CAA,
-  PML4,
-  PML4 + PAGE,
-  PML4 + 2 * PAGE,
-  PML4 + 3 * PAGE,
-  CODE,
-  DATA,
-  STACK,
-  IDT,
-];
 const VECTOR = 0x30;
 const VC = 29;
 const X2APIC_ON = 0xfee0_0c00n; // base, EN, EXTD (vCPU 1 is not the BSP)
 const LVT_PERIODIC = 1 << 17;
 const LVT_MASKED = 1 << 16;
 
-const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
-const le = (v: number | bigint, bytes: number) => {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(BigInt.asUintN(64, BigInt(v)));
-  return b.subarray(0, bytes).toString('hex');
-};
-const imm32 = (v: number | bigint) => le(v, 4);
 const rel8 = (v: number) => le(v & 0xff, 1);
-/** mov r32, imm32 for EAX (0), ECX (1), EDX (2), EBX (3). */
-const mov = (reg: number, v: number | bigint) => (0xb8 + reg).toString(16) + imm32(v);
 /** ECX = msr, EDX:EAX = value; wrmsr. For any MSR but the GHCB's this raises #VC 0x7C. */
 const wrmsr = (msr: number, value: number | bigint) =>
   mov(1, msr) + mov(0, BigInt(value) & 0xffff_ffffn) + mov(2, BigInt(value) >> 32n) + '0f30';
@@ -183,79 +161,33 @@ function gate(handler: number): Uint8Array {
   return g;
 }
 
-/** vCPU 0: prepares memory, tables, handlers and a 64-bit VMSA for vCPU 1 running `code`. */
-function* bsp(cpu: GuestCpu, code: string): Generator<void, void, void> {
-  const svsm = new SvsmClient(cpu, SvsmClient.caaFromSecrets(cpu, Number(cpu.readRegister('rsi'))));
-  const r = yield* svsm.pvalidate(
-    VALIDATED.map((gpa) => ({
-      gfn: gpa / PAGE,
-      pageSize: PvalidatePageSize.SIZE_4K,
-      validate: true,
-      ignoreCf: false,
-    })),
-  );
-  if (r.rax !== 0n) throw new Error(`PVALIDATE failed: ${r.rax}`);
-  const q = (v: bigint) => {
-    const b = new Uint8Array(8);
-    new DataView(b.buffer).setBigUint64(0, v, true);
-    return b;
-  };
-  for (let l = 0; l < 3; l++)
-    cpu.write(PML4 + l * PAGE, q(BigInt(PML4 + (l + 1) * PAGE) | C_BIT | 3n));
-  const pt = new Uint8Array(PAGE);
-  for (let i = 0; i < 512; i++) {
-    const gpa = i * PAGE;
-    new DataView(pt.buffer).setBigUint64(
-      i * 8,
-      BigInt(gpa) | (gpa === GHCB ? 0n : C_BIT) | 3n,
-      true,
-    );
-  }
-  cpu.write(PML4 + 3 * PAGE, pt);
-  cpu.write(CODE, hex(code));
-  cpu.write(VC_ENTRY, hex(VC_HANDLER));
-  cpu.write(TICK_ENTRY, hex(TICK_HANDLER));
-  cpu.write(GDT + 8, q(0x00af_9b00_0000_ffffn)); // 64-bit code, DPL 0
-  cpu.write(GDT + 16, q(0x00cf_9300_0000_ffffn)); // data
-  cpu.write(GDTR, hex(le(23, 2) + le(GDT, 8)));
-  cpu.write(IDTR, hex(le(256 * 16 - 1, 2) + le(IDT, 8)));
-  cpu.write(IDT + VC * 16, gate(VC_ENTRY));
-  cpu.write(IDT + VECTOR * 16, gate(TICK_ENTRY));
-  const page = VMSA.alloc();
-  VMSA.set(page, 'cs.selector', 8);
-  VMSA.set(page, 'cs.attrib', 0x29b); // 64-bit code segment
-  VMSA.on(page)
-    .set('vmpl', cpu.vmpl)
-    .set('efer', 0x1d00n) // SVME, LME, LMA, NXE
-    .set('cr0', 0x8001_0033n)
-    .set('cr4', 0x20n)
-    .set('cr3', BigInt(PML4) | C_BIT)
-    .set('rflags', 2n) // IF clear
-    .set('rip', BigInt(CODE))
-    .set('rsp', BigInt(STACK + PAGE))
-    .set('sevFeatures', cpu.rdmsr(MSR.SEV_STATUS) >> 2n);
-  cpu.write(AP_VMSA, page);
-  const created = yield* svsm.createVcpu(AP_VMSA, AP_CAA, 1);
-  if (created !== 0n) throw new Error(`CREATE_VCPU failed: 0x${created.toString(16)}`);
-}
-
-/** The x86 engine, recording the exceptions the guest raised ([vector, error code]). */
-class RecordingEngine extends X86Engine {
-  readonly faults: [number, number][] = [];
-  protected override guestException(c: Cpu, vcpu: Vcpu): VmExit | null {
-    this.faults.push([c.exVector, c.exErrorCode]);
-    return super.guestException(c, vcpu);
-  }
+/** vCPU 0: the tables, handlers and code vCPU 1 needs, then vCPU 1 started at CODE. */
+function bsp(cpu: GuestCpu, code: string): Generator<void, void, void> {
+  return startX86Ap(cpu, {
+    extraPages: [IDT],
+    shared: GHCB,
+    writes: [
+      [CODE, hex(code)],
+      [VC_ENTRY, hex(VC_HANDLER)],
+      [TICK_ENTRY, hex(TICK_HANDLER)],
+      [GDT + 8, hex(le(0x00af_9b00_0000_ffffn, 8))], // 64-bit code, DPL 0
+      [GDT + 16, hex(le(0x00cf_9300_0000_ffffn, 8))], // data
+      [GDTR, hex(le(23, 2) + le(GDT, 8))],
+      [IDTR, hex(le(256 * 16 - 1, 2) + le(IDT, 8))],
+      [IDT + VC * 16, gate(VC_ENTRY)],
+      [IDT + VECTOR * 16, gate(TICK_ENTRY)],
+    ],
+  });
 }
 
 function runGuest(code: string) {
-  let engine: RecordingEngine | null = null;
+  let engine: RecordingX86Engine | null = null;
   const cvm = createTestCvm((cpu) => bsp(cpu, code), {
     vcpus: 2,
     x86Vcpus: [1],
     // Time slices of 100k instructions and at most 500 VMRUNs: a guest that spins where it
     // should have been interrupted ends in a termination, not a hang.
-    x86Engine: (m: Machine) => (engine = new RecordingEngine(m, { slice: 100_000 })),
+    x86Engine: (m: Machine) => (engine = new RecordingX86Engine(m, { slice: 100_000 })),
   });
   const state = cvm.vm.run(500);
   const memory = cvm.machine.trackedMemory();

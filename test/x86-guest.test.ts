@@ -7,53 +7,29 @@
 // SEV-ES, synced with the vCPU's at every exit).
 import { describe, expect, it } from 'vitest';
 import {
-  type GuestCpu,
   MSR,
-  PvalidatePageSize,
   VMSA,
   msrCpuidRequest,
   msrCpuidResponse,
   msrPscRequest,
   msrTerminateRequest,
 } from '../src/arch/index.js';
-import { SvsmClient } from '../src/guest/svsm-client.js';
-import type { Cpu } from '../src/hw/cpu/cpu.js';
-import type { VmExit } from '../src/hw/engine.js';
-import { X86Engine } from '../src/hw/engines/x86-engine.js';
 import type { Machine } from '../src/hw/machine.js';
-import type { Vcpu } from '../src/hw/vcpu.js';
 import { createTestCvm } from './support/cvm.js';
-
-const PAGE = 0x1000;
-const C_BIT = 1n << 51n;
-const AP_VMSA = 0x11000;
-const AP_CAA = 0x12000;
-const PML4 = 0x20000; // then PDPT, PD, PT
-const CODE = 0x24000;
-const DATA = 0x25000;
-const STACK = 0x26000;
-/** Mapped with the C-bit clear: a shared access to a private page. */
-const SHARED = 0x28000;
-const VALIDATED = [
+import {
   AP_VMSA,
-  AP_CAA,
-  PML4,
-  PML4 + PAGE,
-  PML4 + 2 * PAGE,
-  PML4 + 3 * PAGE,
   CODE,
   DATA,
-  STACK,
-];
+  hex,
+  mov,
+  PAGE,
+  RecordingX86Engine,
+  startX86Ap,
+} from './support/x86-ap.js';
 
-const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
-const imm32 = (v: number | bigint) => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(Number(BigInt(v) & 0xffff_ffffn));
-  return b.toString('hex');
-};
-/** mov r32, imm32 for EAX (0), ECX (1), EDX (2), EBX (3). */
-const mov = (reg: number, v: number | bigint) => (0xb8 + reg).toString(16) + imm32(v);
+/** Mapped with the C-bit clear: a shared access to a private page. */
+const SHARED = 0x28000;
+
 /** Loads the GHCB MSR with `value` (ECX = MSR, EDX:EAX = value) and writes it. */
 const wrGhcb = (value: bigint) =>
   mov(1, MSR.GHCB) + mov(0, value & 0xffff_ffffn) + mov(2, value >> 32n) + '0f30';
@@ -61,69 +37,16 @@ const VMGEXIT = 'f30f01d9';
 const RDMSR = '0f32';
 const HLT = 'f4';
 
-/** The test's x86 engine: records the exceptions the guest raises before delivering them. */
-class TestEngine extends X86Engine {
-  readonly faults: [number, number][] = [];
-  protected override guestException(c: Cpu, vcpu: Vcpu): VmExit | null {
-    this.faults.push([c.exVector, c.exErrorCode]);
-    return super.guestException(c, vcpu);
-  }
-}
-
-/** vCPU 0: prepares memory and a 64-bit VMSA for vCPU 1 running `code`, and starts it. */
-function* bsp(cpu: GuestCpu, code: string): Generator<void, void, void> {
-  const svsm = new SvsmClient(cpu, SvsmClient.caaFromSecrets(cpu, Number(cpu.readRegister('rsi'))));
-  const r = yield* svsm.pvalidate(
-    VALIDATED.map((gpa) => ({
-      gfn: gpa / PAGE,
-      pageSize: PvalidatePageSize.SIZE_4K,
-      validate: true,
-      ignoreCf: false,
-    })),
-  );
-  if (r.rax !== 0n) throw new Error(`PVALIDATE failed: ${r.rax}`);
-  const q = (v: bigint) => {
-    const b = new Uint8Array(8);
-    new DataView(b.buffer).setBigUint64(0, v, true);
-    return b;
-  };
-  for (let l = 0; l < 3; l++)
-    cpu.write(PML4 + l * PAGE, q(BigInt(PML4 + (l + 1) * PAGE) | C_BIT | 3n));
-  const pt = new Uint8Array(PAGE);
-  for (let i = 0; i < 512; i++) {
-    new DataView(pt.buffer).setBigUint64(
-      i * 8,
-      BigInt(i * PAGE) | (i * PAGE === SHARED ? 0n : C_BIT) | 3n,
-      true,
-    );
-  }
-  cpu.write(PML4 + 3 * PAGE, pt);
-  cpu.write(CODE, hex(code));
-  const page = VMSA.alloc();
-  VMSA.set(page, 'cs.selector', 8);
-  VMSA.set(page, 'cs.attrib', 0x29b); // 64-bit code segment
-  VMSA.on(page)
-    .set('vmpl', cpu.vmpl)
-    .set('efer', 0x1d00n) // SVME, LME, LMA, NXE
-    .set('cr0', 0x8001_0033n)
-    .set('cr4', 0x20n)
-    .set('cr3', BigInt(PML4) | C_BIT)
-    .set('rflags', 2n)
-    .set('rip', BigInt(CODE))
-    .set('rsp', BigInt(STACK + PAGE))
-    .set('sevFeatures', cpu.rdmsr(MSR.SEV_STATUS) >> 2n);
-  cpu.write(AP_VMSA, page);
-  const created = yield* svsm.createVcpu(AP_VMSA, AP_CAA, 1);
-  if (created !== 0n) throw new Error(`CREATE_VCPU failed: 0x${created.toString(16)}`);
-}
-
 function x86Cvm(code: string) {
-  let engine: TestEngine | null = null;
-  const cvm = createTestCvm((cpu) => bsp(cpu, code), {
-    vcpus: 2,
-    x86Vcpus: [1],
-    x86Engine: (m: Machine) => (engine = new TestEngine(m)),
-  });
+  let engine: RecordingX86Engine | null = null;
+  const cvm = createTestCvm(
+    (cpu) => startX86Ap(cpu, { shared: SHARED, writes: [[CODE, hex(code)]] }),
+    {
+      vcpus: 2,
+      x86Vcpus: [1],
+      x86Engine: (m: Machine) => (engine = new RecordingX86Engine(m)),
+    },
+  );
   const state = cvm.vm.run();
   const vmsa = VMSA.on(cvm.machine.trackedMemory().read(AP_VMSA, PAGE));
   return { cvm, state, vmsa, engine: engine! };
