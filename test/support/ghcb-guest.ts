@@ -37,6 +37,8 @@ export function* ghcbExit(
   info1: bigint,
   info2: bigint,
   inputs: Inputs = {},
+  /** Bytes for the shared buffer at offset `at` of the GHCB page. */
+  buffer?: { readonly at: number; readonly bytes: Uint8Array },
 ): Generator<void, Answer, void> {
   const page = new Uint8Array(0x1000);
   const g = GHCB.on(page);
@@ -49,6 +51,7 @@ export function* ghcbExit(
     else GHCB.set(page, name, BigInt(value) as never);
     markValid(page, name);
   }
+  if (buffer !== undefined) page.set(buffer.bytes, buffer.at);
   cpu.write(GHCB_GPA, page, true);
   cpu.wrmsr(MSR.GHCB, BigInt(GHCB_GPA));
   yield* cpu.vmgexit();

@@ -1,13 +1,9 @@
 // A scripted guest's device access as Linux's #VC handler forwards it: IOIO, MMIO and MSR exits
 // through a shared GHCB page (reference/linux-snp-guest.md section 4), plus NMI_COMPLETE.
 import {
-  clearValid,
-  GHCB,
   type GhcbValidatedField,
   type GuestCpu,
   IOIO_EXITINFO1,
-  isValid,
-  markValid,
   MSR,
   msrPscRequest,
   msrRegisterGpaRequest,
@@ -15,7 +11,9 @@ import {
   SW_EXITCODE,
 } from '../../src/arch/index.js';
 
-export const GHCB_GPA = 0x5_0000;
+import { GHCB_GPA, ghcbExit } from './ghcb-guest.js';
+
+export { GHCB_GPA };
 const BUFFER_OFFSET = 0x800;
 
 export interface GhcbAnswer {
@@ -43,27 +41,15 @@ export class GhcbIo {
     inputs: Partial<Record<GhcbValidatedField, bigint>> = {},
     buffer?: Uint8Array,
   ): Generator<void, GhcbAnswer, void> {
-    const page = new Uint8Array(0x1000);
-    const g = GHCB.on(page);
-    g.set('protocolVersion', 2);
-    clearValid(page);
-    g.set('swExitCode', BigInt(code)).set('swExitInfo1', info1).set('swExitInfo2', info2);
-    for (const f of ['swExitCode', 'swExitInfo1', 'swExitInfo2'] as const) markValid(page, f);
-    for (const [name, value] of Object.entries(inputs) as [GhcbValidatedField, bigint][]) {
-      GHCB.set(page, name, value as never);
-      markValid(page, name);
-    }
-    if (buffer !== undefined) page.set(buffer, BUFFER_OFFSET);
-    this.cpu.write(GHCB_GPA, page, true);
-    this.cpu.wrmsr(MSR.GHCB, BigInt(GHCB_GPA));
-    yield* this.cpu.vmgexit();
-    const after = this.cpu.read(GHCB_GPA, 0x1000, true);
-    return {
-      info1: GHCB.get(after, 'swExitInfo1'),
-      info2: GHCB.get(after, 'swExitInfo2'),
-      reg: (name) => (isValid(after, name) ? BigInt(GHCB.get(after, name)) : undefined),
-      buffer: (n) => after.slice(BUFFER_OFFSET, BUFFER_OFFSET + n),
-    };
+    const a = yield* ghcbExit(
+      this.cpu,
+      code,
+      info1,
+      info2,
+      inputs,
+      buffer === undefined ? undefined : { at: BUFFER_OFFSET, bytes: buffer },
+    );
+    return { ...a, buffer: (n) => a.page.slice(BUFFER_OFFSET, BUFFER_OFFSET + n) };
   }
 
   private static ioInfo(port: number, isIn: boolean, size: 1 | 2 | 4): bigint {
