@@ -32,6 +32,7 @@ import {
   STOP_HLT,
   STOP_SHUTDOWN,
 } from '../../src/hw/cpu/interpreter.js';
+import type { JitOptions } from '../../src/hw/cpu/jit/jit.js';
 import { PagingTranslator } from '../../src/hw/cpu/paging-translator.js';
 import { FlatTranslator } from '../../src/hw/cpu/translator.js';
 import { MIN_MEMORY_BYTES, PhysicalMemory } from '../../src/hw/memory.js';
@@ -64,7 +65,7 @@ export interface MachineOptions {
    */
   readonly deliverEvents?: boolean;
   /** The block JIT (on by default, as in the Interpreter); false runs the pure interpreter. */
-  readonly jit?: boolean;
+  readonly jit?: boolean | JitOptions;
 }
 
 export interface RunResult {

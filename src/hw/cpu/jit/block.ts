@@ -19,13 +19,15 @@ export const TIER_INLINE = 1;
 /** Executed by calling the interpreter's `execute` for this one record (same semantics). */
 export const TIER_CALL = 2;
 /**
- * A register-form SSE instruction touching only XMM state and MXCSR: run by `executeSimdReg`
+ * A register-form SSE instruction touching only XMM state and MXCSR: generated inline when
+ * simd-inline.ts knows it (moves, logic, adds, unpacks, immediate shifts), else run by `executeSimdReg`
  * without writing the block's registers back (they are written only if SSE is unavailable and
  * the instruction must fault).
  */
 export const TIER_SIMD = 3;
 /**
- * The memory form of such an instruction: run through `execute` after the block's state is
+ * The memory form of such an instruction: generated inline like the register forms when it can
+ * be, else run through `execute` after the block's state is
  * made fault-ready, but the registers cached in locals stay valid after it (it writes none).
  */
 export const TIER_SIMD_MEM = 4;

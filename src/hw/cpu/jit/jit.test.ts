@@ -425,6 +425,28 @@ describe('JIT against the interpreter', () => {
     }
   });
 
+  it('raises #GP(0) precisely for a misaligned MOVDQA load generated inside a block', () => {
+    // l: add rdx, 2; movdqa xmm2, [rbx+rdx*8]; paddd xmm0, xmm2; dec ecx; jnz l; hlt
+    // RBX = 0x4000: an even RDX reads an aligned operand, an odd one a misaligned one.
+    const code = hex('4883c202 660f6f14d3 660ffec2 ffc9 75ef f4');
+    for (const jit of [false, true]) {
+      const { cpu, interp } = machine(code, jit);
+      cpu.setReg64(RCX, 100n);
+      for (let k = 0; k < 0x400; k++) cpu.mem[0x4000 + k] = 1;
+      expect(interp.run(40 * 5)).toBe(STOP_BUDGET); // 40 aligned passes (compiled after 32)
+      expect(cpu.simd.getXmm(0)).toBe(0x28282828_28282828_28282828_28282828n);
+      cpu.setReg64(2, 5n);
+      expect(interp.run(1000)).toBe(STOP_EXCEPTION);
+      expect(cpu.exVector).toBe(13);
+      expect(cpu.exErrorCode).toBe(0);
+      expect(cpu.rip).toBe(BigInt(BASE + 4)); // the movdqa, after RDX became 7
+      expect(cpu.getReg64(2)).toBe(7n);
+      expect(cpu.instructions).toBe(40 * 5 + 1);
+      expect(cpu.simd.getXmm(0)).toBe(0x28282828_28282828_28282828_28282828n);
+      if (jit) expect(interp.jit!.executed).toBeGreaterThan(20);
+    }
+  });
+
   it('sees self-modifying code inside a compiled loop on the next pass', () => {
     // l: add eax, 1 (83 c0 01); mov rsi, [rbx + rcx*8]; inc byte [rsi]; dec ecx; jnz l; hlt
     // The table sends the increment to scratch data, except on pass RCX = 30 where it patches the

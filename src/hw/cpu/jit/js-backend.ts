@@ -22,6 +22,10 @@ import { type Insn, RIP_BASE } from '../insn.js';
 import * as H from '../ops.js';
 import { type BlockPlan, TIER_CALL, TIER_SIMD, TIER_SIMD_MEM } from './block.js';
 import { executeSimdReg, isSimdStore } from '../sse.js';
+import { readMem, writeMem } from '../sse-operands.js';
+import { XMM_SRC } from '../simd-state.js';
+import { VEC_GP } from '../cpu.js';
+import { SIMD_LOAD, SIMD_REG, SIMD_SRC, SIMD_STORE, simdInline } from './simd-inline.js';
 
 /** A compiled block: `(cpu, budget) => instructions executed`. */
 export type BlockFn = (c: unknown, left: number) => number;
@@ -75,6 +79,8 @@ class Emitter {
   private fs: FlagState | null = null;
   /** With fs null: the fields are known to hold op = LF_NONE, so `f.bits` has every flag. */
   private none = false;
+  /** The SSE availability check has run earlier in this pass. */
+  private simdChecked = false;
   /** c.startLo already points at the current instruction. */
   private startSet = false;
   private k = 0;
@@ -943,6 +949,39 @@ class Emitter {
     if (isSimdStore(i)) this.smcCheck();
   }
 
+  /**
+   * An XMM-only instruction generated inline (simd-inline.ts), or false to run it through the
+   * interpreter. The SSE availability check (#UD, then #NM) runs once per pass, before the
+   * first such instruction: nothing a block runs changes CR0 or CR4.
+   */
+  private simdInline(k: number, i: Insn): boolean {
+    const g = simdInline(i);
+    if (g === null) return false;
+    if (!this.simdChecked) {
+      const [lo, hi] = this.nextRip();
+      this.emit(
+        `if ((c.cr0 & 0xc) !== 0 || (c.cr4 & 0x200) === 0) { ${this.flushCode()}${this.commitCode()} ` +
+          `c.startLo = (L + ${this.pi.off}) | 0; r[32] = ${lo}; r[33] = ${hi}; X(c, I[${k}]); ` +
+          `throw new Error('jit: SSE unavailable without a fault'); }`,
+      );
+      this.simdChecked = true;
+    }
+    if (g.mem !== SIMD_REG) {
+      const a = this.ea(i);
+      this.faultPoint();
+      this.emit(`c.a0 = ${a[0]}; c.a1 = ${a[1]};`);
+      if (g.aligned) this.emit(`if ((c.a0 & 15) !== 0) c.fault(${VEC_GP}, 0);`);
+      if (g.mem === SIMD_LOAD) this.emit(`RM(c, ${g.reg}, ${g.bytes});`);
+      else if (g.mem === SIMD_SRC) this.emit(`RM(c, ${XMM_SRC}, 16);`);
+    }
+    this.emit(g.lanes(() => this.tmp('s')));
+    if (g.mem === SIMD_STORE) {
+      this.emit(`WM(c, ${g.reg}, ${g.bytes});`);
+      this.smcCheck();
+    }
+    return true;
+  }
+
   /** One instruction through the interpreter's own `execute` (TIER_CALL). */
   private call(k: number, i: Insn): void {
     this.faultPoint();
@@ -960,7 +999,7 @@ class Emitter {
 
   generate(): string {
     const plan = this.plan;
-    this.emit('const r = c.r, f = c.flags, L = c.startLo, H = c.startHi;');
+    this.emit('const r = c.r, f = c.flags, x = c.simd.x32, L = c.startLo, H = c.startHi;');
     this.emit('let done = 0;');
     this.emit('for (;;) {');
     const n = plan.insns.length;
@@ -971,6 +1010,9 @@ class Emitter {
       this.startSet = false;
       if (p.tier === TIER_CALL) {
         this.call(k, p.insn);
+        continue;
+      }
+      if ((p.tier === TIER_SIMD || p.tier === TIER_SIMD_MEM) && this.simdInline(k, p.insn)) {
         continue;
       }
       if (p.tier === TIER_SIMD) {
@@ -1053,6 +1095,8 @@ export function compileBlock(plan: BlockPlan, hasCode: Uint8Array): BlockFn {
     'M',
     'W',
     'S',
+    'RM',
+    'WM',
     `"use strict"; return function block(c, left) {\n${src}\n};`,
   ) as (
     x: typeof execute,
@@ -1062,6 +1106,8 @@ export function compileBlock(plan: BlockPlan, hasCode: Uint8Array): BlockFn {
     m: typeof imul64,
     w: Int32Array,
     s: typeof executeSimdReg,
+    rm: typeof readMem,
+    wm: typeof writeMem,
   ) => BlockFn;
-  return make(execute, records, hasCode, PARITY, imul64, w, executeSimdReg);
+  return make(execute, records, hasCode, PARITY, imul64, w, executeSimdReg, readMem, writeMem);
 }
