@@ -211,6 +211,17 @@ export const VMSA_X87_SIGNIFICAND = 0x00;
 export const VMSA_X87_SIGN_EXPONENT = 0x40;
 
 /**
+ * The x87/SSE fields of a VMSA built from scratch for a vCPU to start in: the processor's INIT
+ * state (APM vol. 2, "Processor Initialization State"), as Linux (`AP_INIT_MXCSR_DEFAULT`,
+ * `AP_INIT_X87_FCW_DEFAULT`, `AP_INIT_X87_FTW_DEFAULT` in `wakeup_cpu_via_vmgexit`) and COCONUT
+ * (`init_guest_vmsa`, `init_svsm_vmsa`) write them. Left zero, MXCSR would unmask every SIMD
+ * exception. [uncertain] 0x5555 is the full tag word of the INIT table ("zero" for every
+ * register); read as the abridged tag X87_FTW holds, it marks registers 0, 2, 4 and 6 valid
+ * (holding +0.0). Software executes FNINIT before it uses the x87, so neither reading reaches it.
+ */
+export const VMSA_INIT_FP = { mxcsr: 0x1f80, x87Fcw: 0x0040, x87Ftw: 0x5555 } as const;
+
+/**
  * SEV_FEATURES (VMSA 0x3B0; APM Table B-4). Bits 11, 13 and 16 may only be used if the
  * hypervisor's allowed-SEV-features mask permits them; bits 17..20 and 22..63 are reserved.
  */
