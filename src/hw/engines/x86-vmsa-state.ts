@@ -17,8 +17,9 @@
 // through a float view, so signalling NaNs keep their bits.
 //
 // Not carried: XCR0 and XSS (the Cpu has neither: no XSAVE, XSETBV or XSS MSR, so the VMSA's
-// values stay as they were), the YMM upper halves (no AVX) and X87_CS/X87_DS (the CPU keeps
-// 64-bit FIP/FDP offsets only, as FXSAVE64 stores them; saving leaves the selectors alone).
+// values stay as they were), the YMM upper halves (no AVX) and X87_CS/X87_DS (the CPU keeps FIP
+// and FDP as 32-bit offsets, stored zero-extended as its FXSAVE64 stores them; saving leaves the
+// selectors alone).
 
 import {
   VMSA,
