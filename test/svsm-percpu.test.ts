@@ -94,4 +94,16 @@ describe('per-vCPU page tables', () => {
     expect(translate(cvm, 0, caaVa)).toEqual({ fault: FAULT_NONE, gpa: cvm.caaGpa });
     expect(translate(cvm, 1, caaVa).fault).toBe(FAULT_PF);
   });
+
+  it("starts the VMSAs it builds (its APs', the guest's) in the INIT x87/SSE state, as COCONUT", () => {
+    const cvm = createTestCvm(function* () {}, { vcpus: 2 });
+    cvm.vm.run();
+    expect(cvm.vm.termination).toBeNull();
+    const ap = vmpl0State(cvm, 1);
+    const guestGpa = cvm.vm.vcpus[0]!.vmsas[2]!;
+    const guest = VMSA.on(cvm.machine.physicalMemory().bytes.subarray(guestGpa, guestGpa + PAGE));
+    for (const v of [ap, guest]) {
+      expect([v.get('mxcsr'), v.get('x87Fcw'), v.get('x87Ftw')]).toEqual([0x1f80, 0x40, 0x5555]);
+    }
+  });
 });

@@ -150,7 +150,7 @@ export const VMSA = defineStruct('VMSA', VMSA_SIZE, {
   x87Ds: u16(0x414),
   x87Cs: u16(0x416),
   x87Rip: u64(0x418),
-  fpregX87: bytes(0x420, 80, 'ST0..ST7, 10 bytes each, stack order'),
+  fpregX87: bytes(0x420, 80, 'ST0..ST7 in stack order, split: see VMSA_X87_SIGN_EXPONENT'),
   fpregXmm: bytes(0x470, 256, 'XMM0..XMM15'),
   fpregYmm: bytes(0x570, 256, 'upper halves of YMM0..YMM15'),
   lbrStack: bytes(0x670, 256, 'LBR_STACK_FROM/TO'),
@@ -199,6 +199,27 @@ export const VMSA_GPR_OFFSETS: readonly number[] = Object.freeze(
 export const VMSA_SEGMENT_OFFSETS: readonly number[] = Object.freeze(
   SEGMENT_REGISTER_NAMES.map((name) => VMSA.offset(`${name}.selector`)),
 );
+
+/**
+ * Inside `fpregX87`: ST(i)'s 64-bit significand at VMSA_X87_SIGNIFICAND + 8i and its 16-bit sign
+ * and exponent at VMSA_X87_SIGN_EXPONENT + 2i, ST(0) first. APM Table B-4 names only the 80-byte
+ * field; the split (not FXSAVE's ten-byte records) is the layout the processor uses, as Linux KVM
+ * found on hardware (arch/x86/kvm/svm/sev.c `sev_es_sync_vmsa`: "an 8*8 bytes area with bytes 0-7,
+ * and an 8*2 bytes area with bytes 8-9 of each register").
+ */
+export const VMSA_X87_SIGNIFICAND = 0x00;
+export const VMSA_X87_SIGN_EXPONENT = 0x40;
+
+/**
+ * The x87/SSE fields of a VMSA built from scratch for a vCPU to start in: the processor's INIT
+ * state (APM vol. 2, "Processor Initialization State"), as Linux (`AP_INIT_MXCSR_DEFAULT`,
+ * `AP_INIT_X87_FCW_DEFAULT`, `AP_INIT_X87_FTW_DEFAULT` in `wakeup_cpu_via_vmgexit`) and COCONUT
+ * (`init_guest_vmsa`, `init_svsm_vmsa`) write them. Left zero, MXCSR would unmask every SIMD
+ * exception. [uncertain] 0x5555 is the full tag word of the INIT table ("zero" for every
+ * register); read as the abridged tag X87_FTW holds, it marks registers 0, 2, 4 and 6 valid
+ * (holding +0.0). Software executes FNINIT before it uses the x87, so neither reading reaches it.
+ */
+export const VMSA_INIT_FP = { mxcsr: 0x1f80, x87Fcw: 0x0040, x87Ftw: 0x5555 } as const;
 
 /**
  * SEV_FEATURES (VMSA 0x3B0; APM Table B-4). Bits 11, 13 and 16 may only be used if the

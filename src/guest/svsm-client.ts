@@ -17,6 +17,7 @@ import {
   CR0,
   EFER,
   VMSA,
+  VMSA_INIT_FP,
   decodeMsrProtocol,
   decodeQueryProtocolAnswer,
   encodePvalidateEntry,
@@ -288,9 +289,9 @@ export function buildApVmsa(o: ApVmsaOptions): Uint8Array {
     .set('rflags', 2n)
     .set('gPat', 0x0007040600070406n)
     .set('xcr0', 1n)
-    .set('mxcsr', 0x1f80)
-    .set('x87Ftw', 0x5555)
-    .set('x87Fcw', 0x40)
+    .set('mxcsr', VMSA_INIT_FP.mxcsr)
+    .set('x87Ftw', VMSA_INIT_FP.x87Ftw)
+    .set('x87Fcw', VMSA_INIT_FP.x87Fcw)
     .set('efer', EFER.encode({ SVME: true }))
     .set('vmpl', o.vmpl ?? 2)
     .set('sevFeatures', o.sevFeatures)

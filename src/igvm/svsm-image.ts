@@ -133,6 +133,8 @@ export function buildSvsmImage(o: SvsmImageOptions): SvsmImage {
     .set('guestVmpl', 2);
 
   // The BSP starts at VMPL0 with paging off, RIP at the code image and RSI at its parameters.
+  // MXCSR and the x87 fields stay zero, as COCONUT's IGVM builder leaves them (changing them would
+  // change the launch digest; the SVSM sets up any x87/SSE state it needs itself).
   const vmsa = VMSA.alloc();
   VMSA.on(vmsa)
     .set('vmpl', 0)

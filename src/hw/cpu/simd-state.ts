@@ -92,6 +92,21 @@ export class SimdState {
     return (this.fsw & ~0x3800) | (this.top << 11);
   }
 
+  /**
+   * The abridged tag word of FXSAVE (and of the VMSA's X87_FTW): bit p set when physical
+   * register p is valid (APM vol. 2, 11.4.4, "Saving Media and x87 Execution Unit State").
+   */
+  get abridgedTag(): number {
+    let ftw = 0;
+    for (let p = 0; p < 8; p++) if (this.empty[p] === 0) ftw |= 1 << p;
+    return ftw;
+  }
+
+  /** Sets every register's tag from an abridged tag word (bits 15:8 are ignored). */
+  setAbridgedTag(ftw: number): void {
+    for (let p = 0; p < 8; p++) this.empty[p] = (ftw >> p) & 1 ? 0 : 1;
+  }
+
   /** XMM register n as a 128-bit bigint (tests and tools, not the hot path). */
   getXmm(n: number): bigint {
     let v = 0n;

@@ -435,12 +435,10 @@ function fxsave(c: Cpu, wide: boolean): void {
   // leaves memory untouched.
   at(c, 511, a);
   c.translate(a[0]!, a[1]!, 1);
-  let ftw = 0;
-  for (let k = 0; k < 8; k++) if (st.empty[k] === 0) ftw |= 1 << k;
   at(c, FX_FCW, a);
   c.write32(a[0]!, a[1]!, st.fcw | (st.fswFull << 16)); // FCW, FSW (FX_FSW)
   at(c, FX_FTW, a);
-  c.write32(a[0]!, a[1]!, ftw | (st.fop << 16)); // FTW, FOP (FX_FOP)
+  c.write32(a[0]!, a[1]!, st.abridgedTag | (st.fop << 16)); // FTW, FOP (FX_FOP)
   at(c, FX_FIP, a);
   c.write64(a[0]!, a[1]!, st.fip, 0);
   at(c, FX_FDP, a);
@@ -502,7 +500,7 @@ function fxrstor(c: Cpu, wide: boolean): void {
   st.fcw = fcwValue(w0);
   st.fsw = (w0 >>> 16) & ~0x3800;
   st.top = (w0 >>> 27) & 7;
-  for (let k = 0; k < 8; k++) st.empty[k] = (w1 >> k) & 1 ? 0 : 1;
+  st.setAbridgedTag(w1 & 0xff);
   st.fop = (w1 >>> 16) & 0x7ff;
   st.fip = fip;
   st.fdp = fdp;

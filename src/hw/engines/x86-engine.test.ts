@@ -233,6 +233,54 @@ describe('x86 engine: VMRUN, exits, resume', () => {
     expect(r.seen[0]!.rip).toBe(BigInt(CODE + 8));
   });
 
+  it('XMM0-15 and the x87 stack a guest set survive an exit and re-entry (saved, then reloaded)', () => {
+    // movdqu xmmN, [DATA + 16N] for N = 0..15 (REX.R for 8..15; absolute disp32 through a SIB).
+    const disp = (a: number) => Buffer.from(new Uint32Array([a]).buffer).toString('hex');
+    const xmm = (op: string, n: number, at: number) =>
+      'f3' +
+      (n >= 8 ? '44' : '') +
+      '0f' +
+      op +
+      (0x04 | ((n & 7) << 3)).toString(16).padStart(2, '0') +
+      '25' +
+      disp(at);
+    let code = '';
+    for (let n = 0; n < 16; n++) code += xmm('6f', n, DATA + 16 * n);
+    code += 'dbe3 d9e8 d9eb'; // fninit; fld1; fldpi
+    code += 'f30f01d9'; // vmgexit
+    for (let n = 0; n < 16; n++) code += xmm('7f', n, DATA + 0x100 + 16 * n); // movdqu [..], xmmN
+    code += 'dd1c25' + disp(DATA + 0x200) + 'dd1c25' + disp(DATA + 0x208); // fstp m64 twice
+    code += 'f4';
+    const r = rig(code, { vmsa: (v) => v.set('cr4', 0x220n) }); // PAE, OSFXSR
+    // Distinct words, with float32 and float64 signalling NaNs among them.
+    const data = new Uint8Array(256);
+    const dv = new DataView(data.buffer);
+    for (let k = 0; k < 64; k++) dv.setUint32(4 * k, (0x01234567 * (k + 1)) >>> 0, true);
+    dv.setUint32(0, 0x7f80_0001, true);
+    dv.setBigUint64(8, 0x7ff0_0000_0000_0001n, true);
+    dv.setBigUint64(0xf8, 0xfff0_0000_dead_beefn, true);
+    const mem = r.machine.trackedMemory();
+    mem.write(DATA, data);
+    r.onExit((s, vcpu) => {
+      if (s.exit.exitCode !== 0x403n) return 'suspend';
+      expect(s.vmsa.get('fpregXmm')).toEqual(data);
+      expect(s.vmsa.get('x87Fsw') >> 11).toBe(6); // two pushes from TOP = 0
+      // Between #VMEXIT and VMRUN the processor runs other contexts: only the VMSA keeps the
+      // guest's registers.
+      const simd = r.engine.cpuOf(vcpu)!.simd;
+      simd.x32.fill(0);
+      simd.st.fill(0);
+      simd.fninit();
+      return 'resume';
+    });
+    r.run();
+    expect(r.seen.map((s) => s.exit.exitCode)).toEqual([0x403n, 0x78n]);
+    expect(mem.read(DATA + 0x100, 256)).toEqual(data);
+    const st = new DataView(mem.read(DATA + 0x200, 16).buffer);
+    expect(st.getFloat64(0, true)).toBe(Math.PI);
+    expect(st.getFloat64(8, true)).toBe(1);
+  });
+
   it('refuses a VMSA whose paging state is inconsistent (long mode without PAE)', () => {
     const r = rig('f4', { vmsa: (v) => v.set('cr4', 0n) });
     expect(() => r.run()).toThrow(X86StateError);

@@ -4,10 +4,33 @@
 //
 // What it carries: GPRs, RIP, RFLAGS, segment registers with their hidden parts (ES..GS, LDTR,
 // TR), GDTR/IDTR, CR0/CR2/CR3/CR4/EFER, DR0-3/6/7, the syscall/sysenter MSRs, PAT, TSC_AUX, CPL,
-// VMPL and SEV-ES. Not yet: the x87/SSE save area and XCR0/XSS.
+// VMPL, SEV-ES, and the x87/SSE state: XMM0-15, MXCSR, ST0-7, FCW, FSW, the tag word, FOP and the
+// x87 instruction and data pointers.
+//
+// The VMSA's x87/SSE fields are the FXSAVE/XSAVE legacy area in another order (APM vol. 2, Table
+// B-4 names them; Linux KVM `sev_es_sync_vmsa` fills them from the XSAVE legacy area field by
+// field, `x87_ftw = i387.twd`): X87_FTW is FXSAVE's abridged tag (bit p = physical register p
+// valid), X87_FSW carries TOP in bits 13:11, and FPREG_X87 holds ST(i) in stack order with the
+// significands and the sign/exponent words split (VMSA_X87_SIGN_EXPONENT in src/arch/vmsa.ts).
+// The 80-bit values go through the same float64 conversions as FXSAVE/FXRSTOR (x87.ts, with its
+// precision caveat: NaN payloads become the indefinite). XMM words are copied as int32, never
+// through a float view, so signalling NaNs keep their bits.
+//
+// Not carried: XCR0 and XSS (the Cpu has neither: no XSAVE, XSETBV or XSS MSR, so the VMSA's
+// values stay as they were), the YMM upper halves (no AVX) and X87_CS/X87_DS (the CPU keeps FIP
+// and FDP as 32-bit offsets, stored zero-extended as its FXSAVE64 stores them; saving leaves the
+// selectors alone).
 
-import { VMSA, VMSA_GPR_OFFSETS, VMSA_SEGMENT_OFFSETS } from '../../arch/index.js';
+import {
+  VMSA,
+  VMSA_GPR_OFFSETS,
+  VMSA_SEGMENT_OFFSETS,
+  VMSA_X87_SIGN_EXPONENT,
+  VMSA_X87_SIGNIFICAND,
+} from '../../arch/index.js';
 import type { Cpu } from '../cpu/cpu.js';
+import { MXCSR_MASK, type SimdState } from '../cpu/simd-state.js';
+import { f64ToF80, f80ToF64, fcwValue } from '../cpu/x87.js';
 
 const AT = {
   rip: VMSA.offset('rip'),
@@ -65,6 +88,68 @@ const MSR_AT = MSR_FIELDS.map(([field]) => VMSA.offset(field));
 const DR_AT = [VMSA.offset('dr0'), VMSA.offset('dr1'), VMSA.offset('dr2'), VMSA.offset('dr3')];
 const TSC_AUX_AT = VMSA.offset('tscAux');
 
+const FP = {
+  x87Dp: VMSA.offset('x87Dp'),
+  mxcsr: VMSA.offset('mxcsr'),
+  x87Ftw: VMSA.offset('x87Ftw'),
+  x87Fsw: VMSA.offset('x87Fsw'),
+  x87Fcw: VMSA.offset('x87Fcw'),
+  x87Fop: VMSA.offset('x87Fop'),
+  x87Rip: VMSA.offset('x87Rip'),
+  fpregX87: VMSA.offset('fpregX87'),
+  fpregXmm: VMSA.offset('fpregXmm'),
+} as const;
+/** FSW.TOP, bits 13:11. */
+const FSW_TOP = 0x3800;
+/** One 80-bit register in FXSAVE byte order, the staging area of the conversions. */
+const F80 = new DataView(new ArrayBuffer(10));
+
+/** The x87/SSE fields of the VMSA into `s`. */
+function loadSimd(s: SimdState, v: DataView): void {
+  const x = s.x32;
+  for (let k = 0; k < 64; k++) x[k] = v.getInt32(FP.fpregXmm + 4 * k, true);
+  // [uncertain] What VMRUN does with MXCSR bits outside MXCSR_MASK is not documented (FXRSTOR
+  // raises #GP); the CPU holds only the bits LDMXCSR accepts. A zero MXCSR is taken as it is: all
+  // SIMD exceptions unmasked, which is what it says (the SVSM's VMSAs carry 0x1F80).
+  s.mxcsr = v.getUint32(FP.mxcsr, true) & MXCSR_MASK;
+  // FCW as FLDCW/FXRSTOR store it: a zero FCW reads 0x0040 (bit 6 is always one).
+  s.fcw = fcwValue(v.getUint16(FP.x87Fcw, true));
+  const fsw = v.getUint16(FP.x87Fsw, true);
+  s.fsw = fsw & ~FSW_TOP;
+  s.top = (fsw & FSW_TOP) >> 11;
+  s.setAbridgedTag(v.getUint16(FP.x87Ftw, true) & 0xff);
+  s.fop = v.getUint16(FP.x87Fop, true) & 0x7ff;
+  // FIP/FDP: the low halves, as FXRSTOR64 loads them into this CPU (x87.ts keeps 32-bit offsets).
+  s.fip = v.getInt32(FP.x87Rip, true);
+  s.fdp = v.getInt32(FP.x87Dp, true);
+  for (let i = 0; i < 8; i++) {
+    F80.setInt32(0, v.getInt32(FP.fpregX87 + VMSA_X87_SIGNIFICAND + 8 * i, true), true);
+    F80.setInt32(4, v.getInt32(FP.fpregX87 + VMSA_X87_SIGNIFICAND + 8 * i + 4, true), true);
+    F80.setUint16(8, v.getUint16(FP.fpregX87 + VMSA_X87_SIGN_EXPONENT + 2 * i, true), true);
+    // ST(i) is physical register (TOP + i) mod 8.
+    s.st[(s.top + i) & 7] = f80ToF64(F80);
+  }
+}
+
+/** `s` into the x87/SSE fields of the VMSA (X87_CS/X87_DS and the YMM halves are kept). */
+function saveSimd(s: SimdState, v: DataView): void {
+  const x = s.x32;
+  for (let k = 0; k < 64; k++) v.setInt32(FP.fpregXmm + 4 * k, x[k]!, true);
+  v.setUint32(FP.mxcsr, s.mxcsr, true);
+  v.setUint16(FP.x87Fcw, s.fcw, true);
+  v.setUint16(FP.x87Fsw, s.fswFull, true);
+  v.setUint16(FP.x87Ftw, s.abridgedTag, true);
+  v.setUint16(FP.x87Fop, s.fop, true);
+  v.setBigUint64(FP.x87Rip, BigInt(s.fip >>> 0), true);
+  v.setBigUint64(FP.x87Dp, BigInt(s.fdp >>> 0), true);
+  for (let i = 0; i < 8; i++) {
+    f64ToF80(s.st[(s.top + i) & 7]!, F80);
+    v.setInt32(FP.fpregX87 + VMSA_X87_SIGNIFICAND + 8 * i, F80.getInt32(0, true), true);
+    v.setInt32(FP.fpregX87 + VMSA_X87_SIGNIFICAND + 8 * i + 4, F80.getInt32(4, true), true);
+    v.setUint16(FP.fpregX87 + VMSA_X87_SIGN_EXPONENT + 2 * i, F80.getUint16(8, true), true);
+  }
+}
+
 /** VMRUN: the architectural state of the VMSA into `c`. */
 export function loadFromVmsa(c: Cpu, v: DataView): void {
   const r = c.r;
@@ -100,6 +185,7 @@ export function loadFromVmsa(c: Cpu, v: DataView): void {
   c.vmpl = v.getUint8(AT.vmpl);
   // SNPActive implies SEV-ES state protection (and VMRUN refuses a VMSA without it).
   c.sevEs = (v.getUint8(AT.sevFeatures) & 1) !== 0;
+  loadSimd(c.simd, v);
   c.updateMode();
 }
 
@@ -133,6 +219,7 @@ export function saveToVmsa(c: Cpu, v: DataView): void {
   v.setInt32(AT.cr2, c.cr2Lo, true);
   v.setInt32(AT.cr2 + 4, c.cr2Hi, true);
   v.setUint8(AT.cpl, c.cpl);
+  saveSimd(c.simd, v);
 }
 
 /** CR3 of the VMSA (the translator's). */

@@ -10,7 +10,7 @@
 // not spin: the host runs it again only when an AP creation names a VMSA for it, which CREATE_VCPU
 // does for the guest VMSA, so the AP resumes directly in its guest.
 
-import { AP_CREATION_OP, CR0, VMSA, type Vmpl0 } from '../../arch/index.js';
+import { AP_CREATION_OP, CR0, VMSA, VMSA_INIT_FP, type Vmpl0 } from '../../arch/index.js';
 import { SvsmPanic } from '../errors.js';
 import type { Kernel, PerCpu } from '../kernel.js';
 import { setupGhcb } from './boot.js';
@@ -50,7 +50,11 @@ export function startAps(k: Kernel, cpu: Vmpl0): void {
       .set('rip', BigInt(entryVa))
       .set('sevFeatures', k.sevFeatures)
       .set('gPat', 0x0007040600070406n)
-      .set('xcr0', 1n);
+      .set('xcr0', 1n)
+      // The INIT x87/SSE state, as COCONUT's init_svsm_vmsa (MXCSR 0x1F80, FCW 0x40, FTW 0x5555).
+      .set('mxcsr', VMSA_INIT_FP.mxcsr)
+      .set('x87Fcw', VMSA_INIT_FP.x87Fcw)
+      .set('x87Ftw', VMSA_INIT_FP.x87Ftw);
     const va = k.space.va(pa);
     cpu.write(va, page);
     const r = cpu.rmpadjust(va, false, VMPL1 | RMPADJUST_VMSA);

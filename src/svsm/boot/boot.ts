@@ -20,6 +20,7 @@ import {
   SW_EXITCODE,
   SVSM_VA,
   VMSA,
+  VMSA_INIT_FP,
   VMPL_PERM,
   decodeMsrProtocol,
   msrPscRequest,
@@ -222,7 +223,11 @@ export function createGuestVmsa(
     .set('rsi', rsi)
     .set('sevFeatures', k.sevFeatures)
     .set('gPat', 0x0007040600070406n)
-    .set('xcr0', 1n);
+    .set('xcr0', 1n)
+    // The INIT x87/SSE state, as COCONUT's init_guest_vmsa (MXCSR 0x1F80, FCW 0x40, FTW 0x5555).
+    .set('mxcsr', VMSA_INIT_FP.mxcsr)
+    .set('x87Fcw', VMSA_INIT_FP.x87Fcw)
+    .set('x87Ftw', VMSA_INIT_FP.x87Ftw);
   cpu.write(va, page);
   const r = cpu.rmpadjust(va, false, k.boot.guestVmpl | RMPADJUST_VMSA);
   if (r.rax !== 0) throw new SvsmPanic(`making 0x${pa.toString(16)} a VMSA failed: ${r.rax}`);
