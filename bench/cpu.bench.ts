@@ -17,7 +17,7 @@ import { Cpu } from '../src/hw/cpu/cpu.js';
 import { Interpreter, STOP_BUDGET } from '../src/hw/cpu/interpreter.js';
 import { FlatTranslator } from '../src/hw/cpu/translator.js';
 import { buildProgram } from '../test/system/build.js';
-import { type RunResult, SystemMachine } from '../test/system/machine.js';
+import { type RunResult, BareMachine } from '../src/hw/bare-machine.js';
 import { expectedWorkloadOutput } from '../test/system/workload-expected.js';
 import type { Bench } from './harness.js';
 
@@ -53,7 +53,7 @@ function mips(
 const LOOP = 'b9ffffff7f31c04801c848ffc975f8';
 
 /** Runs the C workload to HLT and checks its output; returns the result and nanoseconds. */
-function workloadRun(m: SystemMachine, expected: string): { result: RunResult; ns: number } {
+function workloadRun(m: BareMachine, expected: string): { result: RunResult; ns: number } {
   const start = process.hrtime.bigint();
   const result = m.run(1_000_000_000);
   const ns = Number(process.hrtime.bigint() - start);
@@ -75,7 +75,7 @@ const mipsOf = ({ result, ns }: { result: RunResult; ns: number }): number =>
 const WARM_UP_MS = 5000;
 
 /** The workload back to back in `m` for `ms` of wall time: runs and instructions retired. */
-function runFor(m: SystemMachine, expected: string, ms: number): { runs: number; mips: number } {
+function runFor(m: BareMachine, expected: string, ms: number): { runs: number; mips: number } {
   let runs = 0;
   let instructions = 0;
   let ns = 0;
@@ -92,7 +92,7 @@ function runFor(m: SystemMachine, expected: string, ms: number): { runs: number;
 /** Steady state: one machine, `WARM_UP_MS` of runs, then the best of `rounds` restarts. */
 function workloadMips(rounds = 10, jit = true): number {
   const expected = expectedWorkloadOutput();
-  const m = SystemMachine.longMode(buildProgram('workload'), 'flat', { jit });
+  const m = BareMachine.longMode(buildProgram('workload'), 'flat', { jit });
   runFor(m, expected, WARM_UP_MS);
   let best = 0;
   for (let k = 0; k < rounds; k++) {
@@ -106,10 +106,10 @@ function workloadMips(rounds = 10, jit = true): number {
 function workloadColdMips(rounds = 3): number {
   const elf = buildProgram('workload');
   const expected = expectedWorkloadOutput();
-  workloadRun(SystemMachine.longMode(elf, 'flat'), expected);
+  workloadRun(BareMachine.longMode(elf, 'flat'), expected);
   let best = 0;
   for (let k = 0; k < rounds; k++) {
-    best = Math.max(best, mipsOf(workloadRun(SystemMachine.longMode(elf, 'flat'), expected)));
+    best = Math.max(best, mipsOf(workloadRun(BareMachine.longMode(elf, 'flat'), expected)));
   }
   return best;
 }
@@ -137,7 +137,7 @@ export const benches: Bench[] = [
     name: 'cpu.mixed_warmup_mips',
     run: () =>
       runFor(
-        SystemMachine.longMode(buildProgram('workload'), 'flat'),
+        BareMachine.longMode(buildProgram('workload'), 'flat'),
         expectedWorkloadOutput(),
         WARM_UP_MS,
       ).mips,
@@ -149,10 +149,8 @@ export const benches: Bench[] = [
   {
     name: 'cpu.mixed_instructions',
     run: () =>
-      workloadRun(
-        SystemMachine.longMode(buildProgram('workload'), 'flat'),
-        expectedWorkloadOutput(),
-      ).result.instructions,
+      workloadRun(BareMachine.longMode(buildProgram('workload'), 'flat'), expectedWorkloadOutput())
+        .result.instructions,
   },
   {
     name: 'cpu.sse_scan_mips',

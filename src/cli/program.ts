@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { addAttestCommand } from './commands/attest.js';
 import { addDisasmCommand } from './commands/disasm.js';
+import { addExecCommand } from './commands/exec.js';
 import { addIgvmCommands } from './commands/igvm.js';
 import { addKdsCommands } from './commands/kds.js';
 import { addReportCommands } from './commands/report.js';
@@ -42,6 +43,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void = ()
   addIgvmCommands(program, io);
   addTpmCommands(program, io);
   addDisasmCommand(program, io);
+  addExecCommand(program, io, setExitCode);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     for (const sub of cmd.commands) sub.exitOverride();

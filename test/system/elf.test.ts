@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ELF64_EHDR, ELF64_PHDR } from '../../src/arch/index.js';
 import { buildProgram } from './build.js';
-import { ElfError, loadElf, parseElf } from './elf.js';
+import { ElfError, loadElf, parseElf } from '../../src/hw/elf-loader.js';
 import { makeElf } from './make-elf.js';
 
 const MEM = 0x10000;

@@ -3,14 +3,14 @@
 import { describe, expect, it } from 'vitest';
 import { STOP_BUDGET, STOP_HLT } from '../../src/hw/cpu/interpreter.js';
 import { buildProgram } from './build.js';
-import { SystemMachine } from './machine.js';
+import { BareMachine } from '../../src/hw/bare-machine.js';
 import { expectedWorkloadOutput } from './workload-expected.js';
 
 describe('the C workload under the JIT', () => {
   it('stays in step with the interpreter: registers, RIP, flags, count, memory, output', () => {
     const elf = buildProgram('workload');
-    const a = SystemMachine.longMode(elf, 'flat', { jit: false });
-    const b = SystemMachine.longMode(elf, 'flat', { jit: true });
+    const a = BareMachine.longMode(elf, 'flat', { jit: false });
+    const b = BareMachine.longMode(elf, 'flat', { jit: true });
     let stop = STOP_BUDGET;
     for (let slice = 1; stop === STOP_BUDGET; slice++) {
       const budget = 1 + ((slice * 7919) % 50_000);

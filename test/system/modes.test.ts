@@ -2,13 +2,13 @@
 // protected mode, long mode; it prints R, P, L and the control registers long mode sees.
 import { describe, expect, it } from 'vitest';
 import { buildProgram } from './build.js';
-import { SystemMachine } from './machine.js';
+import { BareMachine } from '../../src/hw/bare-machine.js';
 
 const BUDGET = 1_000_000;
 
 describe('mode switches', () => {
   it('goes from the reset vector through real and protected mode to long mode', () => {
-    const m = SystemMachine.realMode(buildProgram('modes'));
+    const m = BareMachine.realMode(buildProgram('modes'));
     const r = m.run(BUDGET);
     expect(r.stop).toBe('hlt');
     expect(r.output).toBe(

@@ -5,12 +5,12 @@
 // as the comments say.
 import { describe, expect, it } from 'vitest';
 import { buildProgram } from './build.js';
-import { SystemMachine } from './machine.js';
+import { BareMachine } from '../../src/hw/bare-machine.js';
 
 const BUDGET = 1_000_000;
 
 function runLong(name: 'pf' | 'interrupts' | 'syscall') {
-  const m = SystemMachine.longMode(buildProgram(name), 'paging', { deliverEvents: true });
+  const m = BareMachine.longMode(buildProgram(name), 'paging', { deliverEvents: true });
   return { m, r: m.run(BUDGET) };
 }
 
@@ -61,7 +61,7 @@ describe('system programs', () => {
   });
 
   it('stops with the fault when events are not delivered (no IDT use)', () => {
-    const m = SystemMachine.longMode(buildProgram('interrupts'), 'paging');
+    const m = BareMachine.longMode(buildProgram('interrupts'), 'paging');
     const r = m.run(BUDGET);
     expect(r.stop).toBe('exception');
     expect(r.exception?.vector).toBe(0x80);

@@ -3,7 +3,7 @@
 // BigInt sorts, glibc's printf text).
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildProgram } from './build.js';
-import { MAILBOX, SystemMachine } from './machine.js';
+import { MAILBOX, BareMachine } from '../../src/hw/bare-machine.js';
 import { expectedWorkloadOutput } from './workload-expected.js';
 
 let elf: Uint8Array;
@@ -13,7 +13,7 @@ beforeAll(() => {
 
 describe('the C workload', () => {
   it('prints the FIPS 180 digests, the sorted checksums and the formatted text, on flat memory', () => {
-    const m = SystemMachine.longMode(elf, 'flat');
+    const m = BareMachine.longMode(elf, 'flat');
     const r = m.run(100_000_000);
     expect(r.exception).toBeNull();
     expect(r.stop).toBe('hlt');
@@ -22,8 +22,8 @@ describe('the C workload', () => {
   });
 
   it('prints the same through 4-level paging and retires the same instructions', () => {
-    const flat = SystemMachine.longMode(elf, 'flat').run(100_000_000);
-    const m = SystemMachine.longMode(elf, 'paging');
+    const flat = BareMachine.longMode(elf, 'flat').run(100_000_000);
+    const m = BareMachine.longMode(elf, 'paging');
     const r = m.run(100_000_000);
     expect(r.stop).toBe('hlt');
     expect(r.output).toBe(expectedWorkloadOutput());
@@ -33,7 +33,7 @@ describe('the C workload', () => {
   });
 
   it('stops at the instruction budget with partial output and resumes to the same result', () => {
-    const m = SystemMachine.longMode(elf, 'flat');
+    const m = BareMachine.longMode(elf, 'flat');
     const first = m.run(1_000_000);
     expect(first.stop).toBe('budget');
     expect(first.instructions).toBe(1_000_000);
@@ -46,7 +46,7 @@ describe('the C workload', () => {
 
   it('faults with #PF at the null page under paging (page 0 is not mapped)', () => {
     // The same image, entered at address 0 instead of its entry point.
-    const m = SystemMachine.longMode(elf, 'paging');
+    const m = BareMachine.longMode(elf, 'paging');
     m.cpu.rip = 0n;
     const r = m.run(10);
     expect(r.stop).toBe('exception');
@@ -55,7 +55,7 @@ describe('the C workload', () => {
   });
 
   it('prints the same again when restarted in the same machine (code stays cached)', () => {
-    const m = SystemMachine.longMode(elf, 'paging');
+    const m = BareMachine.longMode(elf, 'paging');
     const first = m.run(100_000_000);
     const pages = m.cpu.code.invalidations;
     m.restart();

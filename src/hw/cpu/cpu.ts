@@ -227,6 +227,11 @@ export class Cpu {
    * to ISR then). `pendingIrq` holds one vector: the interrupt controller decides which.
    */
   onInterruptTaken: ((vector: number) => void) | null = null;
+  /**
+   * Called after each event is delivered through the IDT (RIP at the handler): the final vector
+   * (after any #DF escalation) and its error code, or -1 when it pushes none. For tracers.
+   */
+  onEvent: ((vector: number, errorCode: number) => void) | null = null;
   /** Interrupts are not taken at the boundary where `instructions` equals this (STI, MOV SS). */
   shadowEnd = -1;
   /** TRAP_* of the last event raised (`trap` sets it, `fault` clears it). */

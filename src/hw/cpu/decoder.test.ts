@@ -51,6 +51,8 @@ describe('decoder and disassembler', () => {
 
   it('resolves RIP-relative operands and branch targets against the address', () => {
     expect(text('488d1500010000', 0x17n)).toBe('lea rdx, [rip+0x100]    # 0x11e');
+    // The target goes after the whole instruction, also when the memory operand comes first.
+    expect(text('48890daa1d0000', 0x10029fn)).toBe('mov qword ptr [rip+0x1daa], rcx    # 0x102050');
     expect(text('75f5', 0x15n)).toBe('jne 0xc');
     expect(text('e8bfffffff', 0x48n)).toBe('call 0xc');
     const i = decodeOne(hex('488b05f0ffffff'));

@@ -38,12 +38,12 @@ function big(lo: number, hi: number): bigint {
   return (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
 }
 
-function memOperand(i: Insn, size: number, next: bigint): string {
+function memOperand(i: Insn, size: number): string {
   const seg = i.seg === 4 ? 'fs:' : i.seg === 5 ? 'gs:' : '';
   const prefix = size > 0 ? `${PTR[size] ?? ''} ptr ` : '';
   const disp = BigInt.asIntN(64, big(i.disp, i.dispHi));
   if (i.base === RIP_BASE) {
-    return `${prefix}${seg}[rip${disp < 0n ? '-' + hex(-disp) : '+' + hex(disp)}]    # ${hex((next + disp) & U64)}`;
+    return `${prefix}${seg}[rip${disp < 0n ? '-' + hex(-disp) : '+' + hex(disp)}]`;
   }
   const regSize = i.asz;
   const parts: string[] = [];
@@ -64,6 +64,14 @@ function immediate(i: Insn, size: number): string {
 
 /** One instruction as text, given its address (for relative targets). */
 export function formatInsn(i: Insn, address: bigint): string {
+  const text = instructionText(i, address);
+  if (i.base !== RIP_BASE || i.def === null) return text;
+  // The address a RIP-relative operand names, after the whole instruction (not inside it).
+  const disp = BigInt.asIntN(64, big(i.disp, i.dispHi));
+  return `${text}    # ${hex((address + BigInt(i.len) + disp) & U64)}`;
+}
+
+function instructionText(i: Insn, address: bigint): string {
   const def = i.def;
   if (def === null) return '(bad)';
   const next = address + BigInt(i.len);
@@ -83,18 +91,18 @@ export function formatInsn(i: Insn, address: bigint): string {
     pre += isString && (def.h === H.H_CMPS || def.h === H.H_SCAS) ? 'repe ' : 'rep ';
   if (i.rep === REP_NE && isString) pre += 'repne ';
   if (isString || def.ops.length === 0) return pre + mn;
-  if (def.h === H.H_X87) return x87Text(def.sub, i.rm, (size) => memOperand(i, size, next));
+  if (def.h === H.H_X87) return x87Text(def.sub, i.rm, (size) => memOperand(i, size));
   if (def.h >= H.H_SIMD_FIRST && def.h <= H.H_SIMD_LAST) mn = simdMnemonic(i, mn);
   const out: string[] = [];
   for (const o of def.ops) {
     const xm = XMM_MEM[o];
     if (xm !== undefined) {
-      out.push(i.rm !== NO_REG ? `xmm${i.rm}` : memOperand(i, xm, next));
+      out.push(i.rm !== NO_REG ? `xmm${i.rm}` : memOperand(i, xm));
       continue;
     }
     const mo = MEM_ONLY[o];
     if (mo !== undefined) {
-      out.push(memOperand(i, mo, next));
+      out.push(memOperand(i, mo));
       continue;
     }
     switch (o) {
@@ -102,10 +110,10 @@ export function formatInsn(i: Insn, address: bigint): string {
         out.push(`xmm${i.reg}`);
         break;
       case 'Ey':
-        out.push(i.rm !== NO_REG ? regName(i.rm, osz) : memOperand(i, osz, next));
+        out.push(i.rm !== NO_REG ? regName(i.rm, osz) : memOperand(i, osz));
         break;
       case 'Ewr':
-        out.push(i.rm !== NO_REG ? regName(i.rm, 4) : memOperand(i, 2, next));
+        out.push(i.rm !== NO_REG ? regName(i.rm, 4) : memOperand(i, 2));
         break;
       case 'Gy':
         out.push(regName(i.reg, osz));
@@ -131,11 +139,7 @@ export function formatInsn(i: Insn, address: bigint): string {
         out.push(
           i.rm !== NO_REG
             ? regName(i.rm, size)
-            : memOperand(
-                i,
-                def.h === H.H_LEA || (def.h >= H.H_MOV_R_CR && def.h < 120) ? 0 : size,
-                next,
-              ),
+            : memOperand(i, def.h === H.H_LEA || (def.h >= H.H_MOV_R_CR && def.h < 120) ? 0 : size),
         );
         break;
       }
@@ -171,7 +175,7 @@ export function formatInsn(i: Insn, address: bigint): string {
         break;
       case 'Ob':
       case 'Ov':
-        out.push(memOperand(i, o === 'Ob' ? 1 : osz, next));
+        out.push(memOperand(i, o === 'Ob' ? 1 : osz));
         break;
       case 'Ib':
         out.push(hex(BigInt(i.imm & 0xff)));

@@ -110,6 +110,7 @@ export function deliverEvent(c: Cpu, vector: number, errorCode: number, kind: nu
   for (;;) {
     try {
       deliverOnce(c, vec, err, k);
+      c.onEvent?.(vec, err);
       return;
     } catch (e) {
       if (!(e instanceof X86Fault)) throw e;

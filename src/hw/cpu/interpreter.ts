@@ -35,6 +35,7 @@ import { IF } from './flags.js';
 import './system.js';
 import { Insn } from './insn.js';
 import { Jit, type JitOptions } from './jit/jit.js';
+import type { InstructionTracer } from './trace.js';
 import { ACCESS_EXEC } from './translator.js';
 
 /** Why `run` returned. */
@@ -67,6 +68,8 @@ export class Interpreter {
 
   /** The block compiler, or null when the JIT is off (then this is a pure interpreter). */
   readonly jit: Jit | null;
+  /** Set: every instruction is interpreted and shown to it first (compiled blocks are skipped). */
+  private tracer: InstructionTracer | null = null;
 
   constructor(
     readonly cpu: Cpu,
@@ -76,6 +79,13 @@ export class Interpreter {
     this.jit = j === false ? null : new Jit(j === true ? {} : j);
   }
 
+  /** Attaches an instruction tracer (null detaches it), with the CPU's event hook. */
+  setTracer(tracer: InstructionTracer | null): void {
+    this.tracer?.flush(this.cpu);
+    this.tracer = tracer;
+    this.cpu.onEvent = tracer === null ? null : (v, err) => tracer.event(this.cpu, v, err);
+  }
+
   /** Runs up to `budget` instructions. Returns a STOP_* reason. */
   run(budget: number): number {
     const c = this.cpu;
@@ -83,7 +93,8 @@ export class Interpreter {
     c.exVector = -1;
     c.halted = false;
     c.exitCode = -1;
-    const jit = this.jit;
+    const tracer = this.tracer;
+    const jit = tracer === null ? this.jit : null;
     for (;;) {
       try {
         while (left > 0) {
@@ -110,6 +121,7 @@ export class Interpreter {
               continue;
             }
           }
+          if (tracer !== null) tracer.step(c, i);
           execute(c, i);
           c.instructions++;
           left--;

@@ -1,17 +1,18 @@
-// The system-test runner: one x86 machine for one program built by ./build.ts. It loads a static
-// ELF (64-bit C and assembly programs) or a flat binary (a ROM that starts in real mode), sets the
-// CPU up, runs to HLT under an instruction budget and collects what the program printed.
+// A bare x86 machine for one freestanding program: no firmware, no hypervisor, no SVSM. It loads
+// a static ELF (64-bit C and assembly programs, run at CPL 0 in long mode) or a flat binary (a
+// ROM that starts in real mode), sets the CPU up, runs under an instruction budget until HLT and
+// collects what the program printed. `svsm exec` runs programs on it; the system tests
+// (test/system, whose builder makes the programs with gcc and as) and bench/cpu.bench.ts use it,
+// so the benchmark runs exactly what the tests check.
 //
 // Memory is 16 MiB of guest physical memory. Every page is assigned and validated in the RMP at
 // VMPL0, so the machine is an SEV-SNP guest that owns all of its memory: accesses without paging
-// are private, and page tables mark pages private with the C-bit (bit 51), as programs/sys.h says.
+// are private, and page tables mark pages private with the C-bit (bit 51), as
+// test/system/programs/sys.h says.
 //
-// Output: the mailbox (programs/sys.h: u32 length, u32 exit code, bytes) and every byte written
-// to the debug port 0xE9 through CpuPlatform.ioOut, concatenated in that order (a program uses one
-// or the other, by SYS_OUTPUT_PORT_E9).
-//
-// Lives in test/ rather than src/hw/cpu: it is test support (the builder needs a host gcc), and
-// bench/cpu.bench.ts imports it from here, so the benchmark runs exactly what the tests check.
+// Output: the mailbox (sys.h: u32 length, u32 exit code, bytes) and every byte written to the
+// debug port 0xE9 through CpuPlatform.ioOut, concatenated in that order (a program uses one or the
+// other, by SYS_OUTPUT_PORT_E9).
 
 import {
   Cpu,
@@ -24,22 +25,22 @@ import {
   SEG_FS,
   SEG_GS,
   SEG_SS,
-} from '../../src/hw/cpu/cpu.js';
+} from './cpu/cpu.js';
 import {
   Interpreter,
   STOP_BUDGET,
   STOP_EXCEPTION,
   STOP_HLT,
   STOP_SHUTDOWN,
-} from '../../src/hw/cpu/interpreter.js';
-import type { JitOptions } from '../../src/hw/cpu/jit/jit.js';
-import { PagingTranslator } from '../../src/hw/cpu/paging-translator.js';
-import { FlatTranslator } from '../../src/hw/cpu/translator.js';
-import { MIN_MEMORY_BYTES, PhysicalMemory } from '../../src/hw/memory.js';
-import { makePte, PTE_FLAGS } from '../../src/hw/mmu.js';
-import { Rmp } from '../../src/hw/rmp.js';
-import { ELF_PF } from '../../src/arch/index.js';
-import { type ElfImage, loadElf } from './elf.js';
+} from './cpu/interpreter.js';
+import type { JitOptions } from './cpu/jit/jit.js';
+import { PagingTranslator } from './cpu/paging-translator.js';
+import { FlatTranslator } from './cpu/translator.js';
+import { MIN_MEMORY_BYTES, PhysicalMemory } from './memory.js';
+import { makePte, PTE_FLAGS } from './mmu.js';
+import { Rmp } from './rmp.js';
+import { ELF_PF } from '../arch/index.js';
+import { type ElfImage, loadElf } from './elf-loader.js';
 
 export const MEMORY_BYTES = MIN_MEMORY_BYTES;
 /** The C-bit position of this machine's page tables. */
@@ -93,7 +94,7 @@ const STOPS: Record<number, RunResult['stop']> = {
   [STOP_SHUTDOWN]: 'shutdown',
 };
 
-export class SystemMachine {
+export class BareMachine {
   readonly memory = new PhysicalMemory(MEMORY_BYTES);
   readonly rmp = new Rmp(this.memory.pageCount);
   readonly cpu: Cpu;
@@ -139,8 +140,8 @@ export class SystemMachine {
     elf: Uint8Array,
     setup: LongModeSetup,
     options: MachineOptions = {},
-  ): SystemMachine {
-    const m = new SystemMachine(setup === 'flat', options);
+  ): BareMachine {
+    const m = new BareMachine(setup === 'flat', options);
     const image = loadElf(elf, m.memory.bytes);
     m.elf = { file: elf, image };
     if (m.paging !== null) {
@@ -187,9 +188,9 @@ export class SystemMachine {
    * = 0, GDTR/IDTR base 0 limit 0xFFFF, RFLAGS = 2. Events are delivered (real-mode IVT, then the
    * program's IDT).
    */
-  static realMode(rom: Uint8Array): SystemMachine {
+  static realMode(rom: Uint8Array, options: { readonly jit?: boolean } = {}): BareMachine {
     if (rom.length > ROM_SIZE) throw new RangeError(`ROM of ${rom.length} bytes exceeds 64 KiB`);
-    const m = new SystemMachine(false, { deliverEvents: true });
+    const m = new BareMachine(false, { ...options, deliverEvents: true });
     m.memory.bytes.set(rom, ROM_BASE + ROM_SIZE - rom.length);
     const c = m.cpu;
     c.cr0 = 0x6000_0010;
@@ -226,22 +227,33 @@ export class SystemMachine {
     }
   }
 
+  /** What the program left in the mailbox: its text (Latin-1) and exit code (null: none yet). */
+  mailbox(): { text: string; exitCode: number | null } {
+    const view = new DataView(this.memory.bytes.buffer, this.memory.bytes.byteOffset);
+    // The length is the guest's word: never read past the buffer whatever it says.
+    const len = Math.min(view.getUint32(MAILBOX.len, true), MAILBOX.cap);
+    const text = Buffer.from(this.memory.bytes.subarray(MAILBOX.buf, MAILBOX.buf + len));
+    const exit = view.getUint32(MAILBOX.exit, true);
+    return { text: text.toString('latin1'), exitCode: exit === NO_EXIT ? null : exit };
+  }
+
+  /** The bytes written to port 0xE9 since the last call, taken out of `portOutput`. */
+  takePortOutput(): Uint8Array {
+    return Uint8Array.from(this.portOutput.splice(0));
+  }
+
   /** Runs until HLT, an exception, a shutdown, another stop of the interpreter or `budget`. */
   run(budget: number): RunResult {
     const c = this.cpu;
     const before = c.instructions;
     const stop = this.interp.run(budget);
-    const view = new DataView(this.memory.bytes.buffer, this.memory.bytes.byteOffset);
-    // The length is the guest's word: never read past the buffer whatever it says.
-    const len = Math.min(view.getUint32(MAILBOX.len, true), MAILBOX.cap);
-    const mailbox = Buffer.from(this.memory.bytes.subarray(MAILBOX.buf, MAILBOX.buf + len));
-    const exit = view.getUint32(MAILBOX.exit, true);
+    const { text, exitCode } = this.mailbox();
     return {
       stop: STOPS[stop] ?? 'other',
       stopCode: stop,
       instructions: c.instructions - before,
-      output: mailbox.toString('latin1') + Buffer.from(this.portOutput).toString('latin1'),
-      exitCode: exit === NO_EXIT ? null : exit,
+      output: text + Buffer.from(this.portOutput).toString('latin1'),
+      exitCode,
       exception:
         stop === STOP_EXCEPTION
           ? { vector: c.exVector, errorCode: c.exErrorCode, rip: c.rip }

@@ -13,7 +13,7 @@ import {
   ELF_PF,
   ELF_PT_LOAD,
   ELF_TYPE,
-} from '../../src/arch/index.js';
+} from '../arch/index.js';
 
 export class ElfError extends Error {
   override readonly name = 'ElfError';
