@@ -11,6 +11,7 @@ import {
   type Cpu,
   MODE_64,
   MODE_PROT32,
+  SEG_CS,
   TRAP_NONE,
   TRAP_SOFTWARE,
   VEC_GP,
@@ -199,6 +200,10 @@ export class Interpreter {
     const ip = r[32]!;
     c.startLo = ip;
     c.startHi = r[33]!;
+    // Code fetches beyond CS's limit raise #GP(0) (APM vol. 2, 4.8.1): the first byte before
+    // anything is translated, the last once the length is known.
+    const limit = c.seg[SEG_CS]!.limit;
+    if (ip >>> 0 > limit) c.fault(VEC_GP, 0);
     const lin = (c.segBase[2]! + ip) | 0;
     const pa = c.fetchAddress(lin, 0);
     const pageEnd = pa - (pa % 4096) + 4096;
@@ -214,6 +219,7 @@ export class Interpreter {
     }
     if (n === DECODE_TOO_LONG) c.fault(VEC_GP, 0);
     if (n < 0) c.fault(VEC_UD);
+    if ((ip >>> 0) + n - 1 > limit) c.fault(VEC_GP, 0);
     const next = ip + n;
     r[32] = c.mode === MODE_PROT32 ? next | 0 : next & 0xffff;
     r[33] = 0;

@@ -7,7 +7,20 @@
 // permission bitmap. The TSS is not modelled yet, so such an access is refused with #GP(0) as if
 // the bitmap denied it (a later step with the descriptor-table work reads the bitmap).
 
-import { type Cpu, RAX, RCX, RDI, RDX, RSI, VEC_GP, VEC_VC } from './cpu.js';
+import {
+  type Cpu,
+  MODE_64,
+  RAX,
+  RCX,
+  RDI,
+  RDX,
+  RSI,
+  SEG_DS,
+  SEG_ES,
+  VEC_GP,
+  VEC_VC,
+} from './cpu.js';
+import { segmentAddress } from './effective-address.js';
 import { DF } from './flags.js';
 import { type Insn, REP_NONE } from './insn.js';
 import { ACCESS_WRITE } from './translator.js';
@@ -63,13 +76,29 @@ export function execOut(c: Cpu, i: Insn): void {
 function stepReg(c: Cpu, n: number, step: number, asz: number): void {
   const r = c.r;
   const t = (r[2 * n]! >>> 0) + step;
+  if (asz === 2) {
+    r[2 * n] = (r[2 * n]! & ~0xffff) | (t & 0xffff);
+    return;
+  }
   r[2 * n] = t | 0;
   if (asz === 4) r[2 * n + 1] = 0;
   else r[2 * n + 1] = (r[2 * n + 1]! + (t >= TWO32 ? 1 : t < 0 ? -1 : 0)) | 0;
 }
 
 function countZero(c: Cpu, asz: number): boolean {
+  if (asz === 2) return (c.r[2 * RCX]! & 0xffff) === 0;
   return c.r[2 * RCX]! === 0 && (asz === 4 || c.r[2 * RCX + 1]! === 0);
+}
+
+/**
+ * The linear address of seg:[register n] at the address size into c.a0/c.a1: outside 64-bit mode
+ * with the base and the limit check of `size` bytes; in 64-bit mode only FS/GS add a base.
+ */
+function stringAddress(c: Cpu, seg: number, n: number, asz: number, size: number): void {
+  const r = c.r;
+  c.a0 = asz === 2 ? r[2 * n]! & 0xffff : r[2 * n]!;
+  c.a1 = asz === 8 ? r[2 * n + 1]! : 0;
+  if (seg >= 0) segmentAddress(c, seg, size);
 }
 
 /**
@@ -87,8 +116,10 @@ export function execIns(c: Cpu, i: Insn): void {
   const p = r[2 * RDX]! & 0xffff;
   for (;;) {
     if (rep && countZero(c, asz)) return;
-    const lo = r[2 * RDI]!;
-    const hi = asz === 4 ? 0 : r[2 * RDI + 1]!;
+    // ES cannot be overridden; its base counts outside 64-bit mode only.
+    stringAddress(c, c.mode === MODE_64 ? -1 : SEG_ES, RDI, asz, size);
+    const lo = c.a0;
+    const hi = c.a1;
     c.translate(lo, hi, ACCESS_WRITE);
     const last = (lo + size - 1) | 0;
     if ((last & 0xfff) < (lo & 0xfff)) {
@@ -101,7 +132,7 @@ export function execIns(c: Cpu, i: Insn): void {
   }
 }
 
-/** OUTS: [rSI] (DS, or the FS/GS override) to port DX, with REP. */
+/** OUTS: [rSI] (DS, or the segment override) to port DX, with REP. */
 export function execOuts(c: Cpu, i: Insn): void {
   checkAccess(c);
   const size = ioSize(i);
@@ -112,14 +143,8 @@ export function execOuts(c: Cpu, i: Insn): void {
   const p = r[2 * RDX]! & 0xffff;
   for (;;) {
     if (rep && countZero(c, asz)) return;
-    let lo = r[2 * RSI]!;
-    let hi = asz === 4 ? 0 : r[2 * RSI + 1]!;
-    if (i.seg >= 0) {
-      const t = (lo + c.segBase[2 * i.seg]!) | 0;
-      hi = (hi + c.segBase[2 * i.seg + 1]! + (t >>> 0 < lo >>> 0 ? 1 : 0)) | 0;
-      lo = t;
-    }
-    portOut(c, p, size, c.read(lo, hi, size));
+    stringAddress(c, i.seg >= 0 ? i.seg : c.mode === MODE_64 ? -1 : SEG_DS, RSI, asz, size);
+    portOut(c, p, size, c.read(c.a0, c.a1, size));
     stepReg(c, RSI, step, asz);
     if (!rep) return;
     stepReg(c, RCX, -1, asz);

@@ -107,7 +107,7 @@ export function executeSystem(c: Cpu, i: Insn): void {
       if ((c.cr4 & CR4_UMIP) !== 0 && c.cpl !== 0) c.fault(VEC_GP, 0);
       const base = i.sub === 0 ? c.gdtrBase : c.idtrBase;
       const limit = i.sub === 0 ? c.gdtrLimit : c.idtrLimit;
-      ea(c, i);
+      ea(c, i, c.mode === MODE_64 ? 10 : 6);
       const a0 = c.a0;
       const a1 = c.a1;
       c.write16(a0, a1, limit);
@@ -120,7 +120,7 @@ export function executeSystem(c: Cpu, i: Insn): void {
     }
     case H.H_LDT_TABLE: {
       requireCpl0(c);
-      ea(c, i);
+      ea(c, i, c.mode === MODE_64 ? 10 : 6);
       const a0 = c.a0;
       const a1 = c.a1;
       const limit = c.read16(a0, a1);
@@ -172,7 +172,7 @@ export function executeSystem(c: Cpu, i: Insn): void {
       return;
     case H.H_INVLPG:
       requireCpl0(c);
-      ea(c, i);
+      ea(c, i, 0); // INVLPG accesses nothing: no limit check
       c.invlpg(c.a0, c.a1);
       return;
     case H.H_SLDT: {
@@ -265,7 +265,7 @@ export function executeSystem(c: Cpu, i: Insn): void {
       return;
     }
     case H.H_LFP: {
-      ea(c, i);
+      ea(c, i, i.osz + 2);
       const a0 = c.a0;
       const a1 = c.a1;
       const off0 = c.read(a0, a1, i.osz);
@@ -306,7 +306,7 @@ export function executeSystem(c: Cpu, i: Insn): void {
       return;
     case H.H_JMP_FAR:
     case H.H_CALL_FAR: {
-      ea(c, i);
+      ea(c, i, i.osz + 2);
       const a0 = c.a0;
       const a1 = c.a1;
       const n = i.osz;
