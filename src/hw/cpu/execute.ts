@@ -939,13 +939,15 @@ export function execute(c: Cpu, i: Insn): void {
     case H.H_POPF: {
       const v = pop(c, i.osz);
       // Changeable here: CF PF AF ZF SF TF DF OF NT AC ID; IF if CPL <= IOPL; IOPL at CPL 0.
+      // Not RF: POPF does not load it (Intel SDM vol. 3B, 17.3.1.1).
       const old = c.flags.get();
-      let mask = 0x254dd5;
+      let mask = 0x244dd5;
       const iopl = (old >> 12) & 3;
       if (c.cpl <= iopl) mask |= 0x200;
       if (c.cpl === 0) mask |= 0x3000;
       if (i.osz === 2) mask &= 0xffff;
       c.flags.put((old & ~mask) | (v & mask));
+      c.updateAttention(); // TF set: single-step from the instruction after the next (debug.ts)
       return;
     }
     case H.H_CALL_J:

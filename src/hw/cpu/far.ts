@@ -236,8 +236,8 @@ export function retFar(c: Cpu, osz: number, imm: number): void {
   nullInaccessible(c, cpl);
 }
 
-/** RFLAGS bits IRET/POPF may change: CF PF AF ZF SF TF DF OF NT RF AC ID. */
-const IRET_FLAGS = 0x254dd5 | 0x10000;
+/** RFLAGS bits IRET may change: CF PF AF ZF SF TF DF OF NT RF AC ID (RF: IRETD/IRETQ only). */
+const IRET_FLAGS = 0x254dd5;
 
 /** IRET/IRETD/IRETQ (`osz` 2, 4, 8). */
 export function iret(c: Cpu, osz: number): void {

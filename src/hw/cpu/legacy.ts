@@ -59,7 +59,8 @@ export function legacyFlow(c: Cpu, i: Insn): void {
     case H.H_POPF: {
       const v = pop(c, osz);
       const old = c.flags.get();
-      let mask = 0x254dd5;
+      // Not RF: POPF does not load it (Intel SDM vol. 3B, 17.3.1.1).
+      let mask = 0x244dd5;
       if (c.cpl <= ((old >> 12) & 3)) mask |= 0x200;
       if (c.cpl === 0) mask |= 0x3000;
       if (osz === 2) mask &= 0xffff;

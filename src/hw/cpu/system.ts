@@ -24,6 +24,7 @@ import {
   VEC_UD,
   VEC_VC,
 } from './cpu.js';
+import { debugChanged, stepByNewFlags } from './debug.js';
 import { ea, pop, push, readE, registerSystemHandlers, storeE } from './execute.js';
 import { callFar, iret, jumpFar, retFar, stackAdjust, stackPush, stackRead } from './far.js';
 import { IF, OF, ZF } from './flags.js';
@@ -401,6 +402,7 @@ export function loadSegment(c: Cpu, n: number, sel: number): void {
   if (n === SEG_SS) {
     loadStackSegment(c, sel, c.cpl);
     c.shadowEnd = c.instructions + 1;
+    c.ssShadowEnd = c.instructions + 1; // debug traps wait too (debug.ts)
   } else {
     loadDataSegment(c, n, sel);
   }
@@ -504,11 +506,16 @@ export function writeDr(c: Cpu, n: number, v: bigint): void {
   const k = drIndex(c, n);
   if (k < 4) {
     c.dr[k] = v;
+    debugChanged(c);
     return;
   }
   if (v >> 32n !== 0n) c.fault(VEC_GP, 0);
-  if (k === 6) c.dr6 = v | 0xffff0ff0n;
-  else c.dr7 = v | 0x400n;
+  if (k === 6) {
+    c.dr6 = v | 0xffff0ff0n;
+    return;
+  }
+  c.dr7 = v | 0x400n;
+  debugChanged(c);
 }
 
 // ---- MSRs --------------------------------------------------------------------------------------
@@ -662,6 +669,7 @@ function syscall(c: Cpu): void {
     r[32] = Number(c.star & 0xffffffffn) | 0;
     r[33] = 0;
   }
+  stepByNewFlags(c);
 }
 
 function sysret(c: Cpu, to64: boolean): void {
@@ -687,6 +695,7 @@ function sysret(c: Cpu, to64: boolean): void {
     r[32] = r[2 * RCX]!;
     r[33] = 0;
   }
+  stepByNewFlags(c);
 }
 
 registerSystemHandlers(executeSystem);

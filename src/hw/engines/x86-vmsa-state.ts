@@ -8,6 +8,7 @@
 
 import { VMSA, VMSA_GPR_OFFSETS, VMSA_SEGMENT_OFFSETS } from '../../arch/index.js';
 import type { Cpu } from '../cpu/cpu.js';
+import { debugChanged } from '../cpu/debug.js';
 
 const AT = {
   rip: VMSA.offset('rip'),
@@ -101,6 +102,7 @@ export function loadFromVmsa(c: Cpu, v: DataView): void {
   // SNPActive implies SEV-ES state protection (and VMRUN refuses a VMSA without it).
   c.sevEs = (v.getUint8(AT.sevFeatures) & 1) !== 0;
   c.updateMode();
+  debugChanged(c); // DR7 and DR0-3 as loaded: breakpoints armed, TLB flushed
 }
 
 /** #VMEXIT: the state `c` holds back into the VMSA (fields the CPU does not hold are kept). */
