@@ -20,8 +20,8 @@
 // faulting instruction, none after the instruction that sets TF (POPF, IRET: TF was clear at
 // its start), one after the instruction that clears it, and none after INT n/INT3/INTO, which
 // clear TF on delivery (as Bochs does; the SDM asks debuggers to emulate INT n for this reason).
-// SYSCALL/SYSRET/SYSENTER/SYSEXIT decide by TF after the instruction (`stepByNewFlags`), so a
-// SYSCALL whose FMASK clears TF does not trap in the kernel. After MOV SS/POP SS the trap waits
+// SYSCALL/SYSRET decide by TF after the instruction (`stepByNewFlags`), so a SYSCALL whose FMASK
+// clears TF does not trap in the kernel (SYSENTER keeps TF: it traps at CPL 0). After MOV SS/POP SS the trap waits
 // one more instruction (the shadow also holds debug traps) and is reported with its bits merged.
 //
 // Not modelled: RF = 1 pushed for faults (fault handlers must set RF in the image, as the SDM
@@ -140,7 +140,7 @@ function instructionBreakpoint(c: Cpu): void {
 }
 
 /**
- * SYSCALL/SYSRET/SYSENTER/SYSEXIT: the single-step trap follows TF as the instruction left it
+ * SYSCALL/SYSRET: the single-step trap follows TF as the instruction left it
  * (the instruction counter is still the one `armDebug` recorded).
  */
 export function stepByNewFlags(c: Cpu): void {

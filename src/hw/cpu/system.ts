@@ -1,6 +1,7 @@
 // System instructions (AMD64 APM vol. 3, chapter 4, and vol. 2 for the registers they touch):
 // control/debug registers, descriptor-table registers, MSRs, IF/AC, segment loads, SWAPGS,
-// SYSCALL/SYSRET, INT n. Far transfers and IRET are in far.ts. None of this is on the hot path.
+// SYSCALL/SYSRET, SYSENTER/SYSEXIT, INT n. Far transfers and IRET are in far.ts. None of this is
+// on the hot path.
 
 import { MSR } from '../../arch/x86.js';
 import {
@@ -10,6 +11,7 @@ import {
   RAX,
   RCX,
   RDX,
+  RSP,
   SEG_CS,
   SEG_FS,
   SEG_GS,
@@ -291,6 +293,12 @@ export function executeSystem(c: Cpu, i: Insn): void {
       return;
     case H.H_SYSRET:
       sysret(c, i.osz === 8);
+      return;
+    case H.H_SYSENTER:
+      sysenter(c);
+      return;
+    case H.H_SYSEXIT:
+      sysexit(c);
       return;
     case H.H_INT:
       c.trap(i.imm & 0xff, TRAP_SOFTWARE);
@@ -640,6 +648,7 @@ const ATTR_DATA_DPL0 = 0xc93;
 const ATTR_CODE64_DPL3 = 0xafb;
 const ATTR_CODE32_DPL3 = 0xcfb;
 const ATTR_CODE32_DPL0 = 0xc9b;
+const ATTR_DATA_DPL3 = 0xcf3;
 
 function syscall(c: Cpu): void {
   if ((c.efer & EFER_SCE) === 0) c.fault(VEC_UD);
@@ -696,6 +705,50 @@ function sysret(c: Cpu, to64: boolean): void {
     r[33] = 0;
   }
   stepByNewFlags(c);
+}
+
+// ---- SYSENTER / SYSEXIT (APM vol. 3 "SYSENTER", "SYSEXIT"; vol. 2 6.1.1) ---------------------
+// AMD parts run them in legacy protected mode only: in long mode, 64-bit or compatibility, both
+// are #UD (Intel's 64-bit forms do not exist on AMD; compatibility-mode code uses SYSCALL). The
+// hidden parts are fixed flat segments, not read from the GDT.
+
+/** SYSENTER_CS's selector with RPL 0; #GP(0) when null, outside protected mode too. */
+function sysenterSelector(c: Cpu): number {
+  if (longModeActive(c)) c.fault(VEC_UD);
+  if (c.mode === MODE_REAL) c.fault(VEC_GP, 0);
+  const sel = Number(c.sysenterCs & 0xfffcn);
+  if (sel === 0) c.fault(VEC_GP, 0);
+  return sel;
+}
+
+/** To CPL 0: CS = SYSENTER_CS, SS = CS + 8, EIP/ESP from the MSRs; VM, IF, RF cleared. */
+function sysenter(c: Cpu): void {
+  const sel = sysenterSelector(c);
+  const r = c.r;
+  c.setCpl(0);
+  c.setSegment(SEG_CS, sel, 0n, 0xffffffff, ATTR_CODE32_DPL0);
+  c.setSegment(SEG_SS, (sel + 8) & 0xffff, 0n, 0xffffffff, ATTR_DATA_DPL0);
+  c.flags.bits &= ~(IF | 0x10000 | 0x20000);
+  r[32] = Number(c.sysenterEip & 0xffffffffn) | 0;
+  r[33] = 0;
+  r[2 * RSP] = Number(c.sysenterEsp & 0xffffffffn) | 0;
+  r[2 * RSP + 1] = 0;
+  // TF is not cleared: the single-step trap follows at CPL 0, before the first kernel
+  // instruction (the case Linux's single_step_syscall test exercises).
+}
+
+/** From CPL 0 to 3: CS = SYSENTER_CS + 16, SS = + 24 (RPL 3), EIP = EDX, ESP = ECX. */
+function sysexit(c: Cpu): void {
+  const sel = sysenterSelector(c);
+  if (c.cpl !== 0) c.fault(VEC_GP, 0);
+  const r = c.r;
+  c.setCpl(3);
+  c.setSegment(SEG_CS, ((sel + 16) & 0xffff) | 3, 0n, 0xffffffff, ATTR_CODE32_DPL3);
+  c.setSegment(SEG_SS, ((sel + 24) & 0xffff) | 3, 0n, 0xffffffff, ATTR_DATA_DPL3);
+  r[32] = r[2 * RDX]!;
+  r[33] = 0;
+  r[2 * RSP] = r[2 * RCX]!;
+  r[2 * RSP + 1] = 0;
 }
 
 registerSystemHandlers(executeSystem);
