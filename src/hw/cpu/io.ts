@@ -4,12 +4,16 @@
 // and raises #VC with the IOIO exit code, after the privilege check, which has priority.
 //
 // Privilege: in protected and long mode an access at CPL > IOPL is allowed only by the TSS I/O
-// permission bitmap. The TSS is not modelled yet, so such an access is refused with #GP(0) as if
-// the bitmap denied it (a later step with the descriptor-table work reads the bitmap).
+// permission bitmap (APM vol. 2, 13.3.2; Intel SDM vol. 1, 19.5.2): the 16-bit offset at TSS
+// offset 0x66 locates it, one bit per port, and every bit of the accessed ports must be clear.
+// The processor reads the two bytes holding the first port's bit (an access can span a byte
+// boundary), so both must lie within TR's limit, else #GP(0). A 16-bit TSS has no bitmap.
+// Virtual-8086 mode is not modelled.
 
 import {
   type Cpu,
   MODE_64,
+  MODE_REAL,
   RAX,
   RCX,
   RDI,
@@ -17,11 +21,13 @@ import {
   RSI,
   SEG_DS,
   SEG_ES,
+  SEG_TR,
   VEC_GP,
   VEC_VC,
 } from './cpu.js';
 import { segmentAddress } from './effective-address.js';
 import { DF } from './flags.js';
+import { readLinear, SYS_TSS_AVAIL, SYS_TSS_BUSY } from './segments.js';
 import { type Insn, REP_NONE } from './insn.js';
 import { ACCESS_WRITE } from './translator.js';
 
@@ -36,10 +42,25 @@ function ioSize(i: Insn): number {
   return i.osz === 8 ? 4 : i.osz;
 }
 
-function checkAccess(c: Cpu): void {
+/** IOPL, then the I/O permission bitmap for `size` bytes at `port`; then the SEV-ES intercept. */
+function checkAccess(c: Cpu, port: number, size: number): void {
   const iopl = (c.flags.bits >> 12) & 3; // IOPL is never lazy
-  if (c.cpl > iopl) c.fault(VEC_GP, 0);
+  if (c.cpl > iopl && c.mode !== MODE_REAL) checkBitmap(c, port, size);
   if (c.sevEs) c.fault(VEC_VC, EXIT_IOIO);
+}
+
+/** TSS offset of the I/O map base (the same in 32-bit and 64-bit TSSs). */
+const TSS_IOMAP_BASE = 0x66;
+
+function checkBitmap(c: Cpu, port: number, size: number): void {
+  const tr = c.seg[SEG_TR]!;
+  const type = tr.attr & 0x1f; // S = 0 and type: 32/64-bit TSS, available or busy
+  if (type !== SYS_TSS_AVAIL && type !== SYS_TSS_BUSY) c.fault(VEC_GP, 0);
+  if (TSS_IOMAP_BASE + 1 > tr.limit) c.fault(VEC_GP, 0);
+  const off = readLinear(c, tr.base + BigInt(TSS_IOMAP_BASE), 2) + (port >>> 3);
+  if (off + 1 > tr.limit) c.fault(VEC_GP, 0);
+  const bits = readLinear(c, tr.base + BigInt(off), 2);
+  if ((bits & (((1 << size) - 1) << (port & 7))) !== 0) c.fault(VEC_GP, 0);
 }
 
 function portIn(c: Cpu, port: number, size: number): number {
@@ -60,16 +81,18 @@ function port(c: Cpu, i: Insn): number {
 
 /** IN AL/AX/EAX, imm8 or DX. A 32-bit read zero-extends into RAX; 8/16-bit reads merge. */
 export function execIn(c: Cpu, i: Insn): void {
-  checkAccess(c);
   const size = ioSize(i);
-  c.setReg(RAX, size, portIn(c, port(c, i), size), 0);
+  const p = port(c, i);
+  checkAccess(c, p, size);
+  c.setReg(RAX, size, portIn(c, p, size), 0);
 }
 
 /** OUT imm8 or DX, AL/AX/EAX. */
 export function execOut(c: Cpu, i: Insn): void {
-  checkAccess(c);
   const size = ioSize(i);
-  portOut(c, port(c, i), size, c.getReg(RAX, size));
+  const p = port(c, i);
+  checkAccess(c, p, size);
+  portOut(c, p, size, c.getReg(RAX, size));
 }
 
 /** Adds a signed step to register n honouring the address size (as the string instructions do). */
@@ -107,13 +130,13 @@ function stringAddress(c: Cpu, seg: number, n: number, asz: number, size: number
  * lose an input; RCX/rDI count completed iterations, so a fault mid-REP resumes where it stopped.
  */
 export function execIns(c: Cpu, i: Insn): void {
-  checkAccess(c);
   const size = ioSize(i);
   const asz = i.asz;
   const step = (c.flags.bits & DF) !== 0 ? -size : size;
   const rep = i.rep !== REP_NONE;
   const r = c.r;
   const p = r[2 * RDX]! & 0xffff;
+  checkAccess(c, p, size);
   for (;;) {
     if (rep && countZero(c, asz)) return;
     // ES cannot be overridden; its base counts outside 64-bit mode only.
@@ -134,13 +157,13 @@ export function execIns(c: Cpu, i: Insn): void {
 
 /** OUTS: [rSI] (DS, or the segment override) to port DX, with REP. */
 export function execOuts(c: Cpu, i: Insn): void {
-  checkAccess(c);
   const size = ioSize(i);
   const asz = i.asz;
   const step = (c.flags.bits & DF) !== 0 ? -size : size;
   const rep = i.rep !== REP_NONE;
   const r = c.r;
   const p = r[2 * RDX]! & 0xffff;
+  checkAccess(c, p, size);
   for (;;) {
     if (rep && countZero(c, asz)) return;
     stringAddress(c, i.seg >= 0 ? i.seg : c.mode === MODE_64 ? -1 : SEG_DS, RSI, asz, size);
