@@ -182,22 +182,6 @@ export class Cpu {
   readonly dr: bigint[] = [0n, 0n, 0n, 0n];
   dr6 = 0xffff0ff0n;
   dr7 = 0x400n;
-  /** Enabled breakpoints by number (bit n): instruction (R/W 00), data (01, 11), writes only. */
-  bpExec = 0;
-  bpWatch = 0;
-  bpWriteOnly = 0;
-  /** Breakpoint n's linear address (aligned to its length), halves, and length in bytes. */
-  readonly bpLo = new Int32Array(4);
-  readonly bpHi = new Int32Array(4);
-  readonly bpLen = new Int32Array(4);
-  /**
-   * The #DB trap of the instruction that started when `instructions` was `dbArmedAt` (-1: none):
-   * the DR6 bits it raised (BS, B0-B3). See debug.ts.
-   */
-  dbArmedAt = -1;
-  dbHits = 0;
-  /** Debug traps wait at the boundary where `instructions` equals this (MOV SS, POP SS). */
-  ssShadowEnd = -1;
   /**
    * ES, CS, SS, DS, FS, GS, LDTR, TR (SEG_*): selector and hidden part. The defaults are the flat
    * 64-bit ring-0 state the interpreter assumed before modes existed. Change them through
@@ -294,6 +278,24 @@ export class Cpu {
   private readonly tlbBase = new Float64Array(TLB_SIZE);
   private readonly tlbPerm = new Int32Array(TLB_SIZE);
   private readonly tr: TranslateResult = { perm: 0, vector: 0, errorCode: 0 };
+
+  // Debug state (debug.ts), declared last so the hot fields above keep their object layout.
+  /** Enabled breakpoints by number (bit n): instruction (R/W 00), data (01, 11), writes only. */
+  bpExec = 0;
+  bpWatch = 0;
+  bpWriteOnly = 0;
+  /** Breakpoint n's linear address (aligned to its length), halves, and length in bytes. */
+  readonly bpLo = new Int32Array(4);
+  readonly bpHi = new Int32Array(4);
+  readonly bpLen = new Int32Array(4);
+  /**
+   * The #DB trap of the instruction that started when `instructions` was `dbArmedAt` (-1: none):
+   * the DR6 bits it raised (BS, B0-B3). See debug.ts.
+   */
+  dbArmedAt = -1;
+  dbHits = 0;
+  /** Debug traps wait at the boundary where `instructions` equals this (MOV SS, POP SS). */
+  ssShadowEnd = -1;
 
   constructor(
     /** Physical memory (guest physical address = index). */
