@@ -7,7 +7,7 @@
 // vector, error code and CR2 in fields of the CPU; the run loop catches it.
 
 import { CodeCache } from './code-cache.js';
-import { LazyFlags } from './flags.js';
+import { LazyFlags, RF, TF } from './flags.js';
 import { Segment } from './segment.js';
 import { SimdState } from './simd-state.js';
 import {
@@ -175,7 +175,10 @@ export class Cpu {
   cr3 = 0n;
   /** CR8, the task priority (bits 3:0). */
   cr8 = 0;
-  /** DR0-DR3, DR6, DR7 (held, not acted on: no hardware breakpoints). */
+  /**
+   * DR0-DR3, DR6, DR7. After changing DR0-3 or DR7 directly call `debugChanged` (debug.ts), which
+   * decodes the enabled breakpoints into the `bp*` fields below.
+   */
   readonly dr: bigint[] = [0n, 0n, 0n, 0n];
   dr6 = 0xffff0ff0n;
   dr7 = 0x400n;
@@ -281,6 +284,24 @@ export class Cpu {
   private readonly tlbPerm = new Int32Array(TLB_SIZE);
   private readonly tr: TranslateResult = { perm: 0, vector: 0, errorCode: 0 };
 
+  // Debug state (debug.ts), declared last so the hot fields above keep their object layout.
+  /** Enabled breakpoints by number (bit n): instruction (R/W 00), data (01, 11), writes only. */
+  bpExec = 0;
+  bpWatch = 0;
+  bpWriteOnly = 0;
+  /** Breakpoint n's linear address (aligned to its length), halves, and length in bytes. */
+  readonly bpLo = new Int32Array(4);
+  readonly bpHi = new Int32Array(4);
+  readonly bpLen = new Int32Array(4);
+  /**
+   * The #DB trap of the instruction that started when `instructions` was `dbArmedAt` (-1: none):
+   * the DR6 bits it raised (BS, B0-B3). See debug.ts.
+   */
+  dbArmedAt = -1;
+  dbHits = 0;
+  /** Debug traps wait at the boundary where `instructions` equals this (MOV SS, POP SS). */
+  ssShadowEnd = -1;
+
   constructor(
     /** Physical memory (guest physical address = index). */
     mem: Uint8Array,
@@ -320,6 +341,7 @@ export class Cpu {
 
   set rflags(v: number) {
     this.flags.put(v);
+    this.updateAttention(); // TF or RF may have been set
   }
 
   /**
@@ -408,7 +430,15 @@ export class Cpu {
 
   /** Recomputes `attention` from what is pending. */
   updateAttention(): void {
-    this.attention = this.mode !== MODE_64 || this.pendingNmi || this.pendingIrq >= 0 ? 1 : 0;
+    this.attention =
+      this.mode !== MODE_64 ||
+      this.pendingNmi ||
+      this.pendingIrq >= 0 ||
+      (this.flags.bits & (TF | RF)) !== 0 ||
+      (this.bpExec | this.bpWatch) !== 0 ||
+      this.dbArmedAt >= 0
+        ? 1
+        : 0;
   }
 
   /** Requests external interrupt `vector` (taken when RFLAGS.IF allows, outside a shadow). */
@@ -563,6 +593,9 @@ export class Cpu {
       this.fault(tr.vector, tr.errorCode);
     }
     let perm = tr.perm;
+    // A page with a data breakpoint is cached without data permissions, so that every data
+    // access to it comes back here (debug.ts).
+    if (this.bpWatch !== 0 && this.watch(lo, hi, access)) perm &= ~(PERM_R | PERM_W);
     if (this.code.hasCode[pfn] !== 0) {
       // A store into decoded code: forget the page's decodings first.
       if (access === ACCESS_WRITE) this.code.invalidatePage(pfn);
@@ -573,6 +606,27 @@ export class Cpu {
     this.tlbBase[i] = pfn * 4096;
     this.tlbPerm[i] = perm;
     return pfn * 4096 + (lo & PAGE_MASK);
+  }
+
+  /**
+   * Data breakpoints: records in `dbHits` the enabled ones byte hi:lo hits with `access`;
+   * returns whether its page holds a watched byte.
+   */
+  private watch(lo: number, hi: number, access: number): boolean {
+    let page = false;
+    const a = lo >>> 0;
+    for (let n = 0; n < 4; n++) {
+      const bit = 1 << n;
+      if ((this.bpWatch & bit) === 0 || this.bpHi[n] !== hi) continue;
+      const start = this.bpLo[n]! >>> 0;
+      if (a >>> 12 !== start >>> 12) continue;
+      page = true;
+      if (access === ACCESS_EXEC || (access === ACCESS_READ && (this.bpWriteOnly & bit) !== 0)) {
+        continue;
+      }
+      if ((a - start) >>> 0 < this.bpLen[n]!) this.dbHits |= bit;
+    }
+    return page;
   }
 
   // --- memory -----------------------------------------------------------------------------
@@ -761,6 +815,13 @@ export class Cpu {
     const lastHi = last >>> 0 < lo >>> 0 ? (hi + 1) | 0 : hi;
     const p0 = this.translate(lo, hi, ACCESS_WRITE);
     const p1 = this.translate(last, lastHi, ACCESS_WRITE);
+    if (this.bpWatch !== 0) {
+      // The middle bytes too, for data breakpoints (the ends are translated above).
+      for (let k = 1; k < size - 1; k++) {
+        const a = (lo + k) | 0;
+        this.translate(a, a >>> 0 < lo >>> 0 ? (hi + 1) | 0 : hi, ACCESS_WRITE);
+      }
+    }
     for (let k = 0; k < size; k++) {
       const b = (k < 4 ? v0 >>> (8 * k) : v1 >>> (8 * (k - 4))) & 0xff;
       const off = (lo & PAGE_MASK) + k;

@@ -111,6 +111,9 @@ export function deliverEvent(c: Cpu, vector: number, errorCode: number, kind: nu
     try {
       deliverOnce(c, vec, err, k);
       c.onEvent?.(vec, err);
+      // Debug traps of the interrupted instruction are dropped (INT n clears TF: no single-step
+      // trap after it; a #DB trap is consumed by its own delivery). debug.ts.
+      c.dbArmedAt = -1;
       return;
     } catch (e) {
       if (!(e instanceof X86Fault)) throw e;

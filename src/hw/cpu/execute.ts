@@ -37,7 +37,7 @@ import {
   SF,
   ZF,
 } from './flags.js';
-import { addSegBase, ea, eaOffset } from './effective-address.js';
+import { addSegBase, ea, eaOffset, segmentAddress } from './effective-address.js';
 import { type Insn, REP_E, REP_NONE } from './insn.js';
 import { execIn, execIns, execOut, execOuts } from './io.js';
 import * as H from './ops.js';
@@ -62,7 +62,7 @@ export { ea };
 /** Reads the E operand (register or memory); the high half goes to c.v1. Sets c.a0/a1 for memory. */
 export function readE(c: Cpu, i: Insn, size: number): number {
   if (i.rm >= 0) return c.getReg(i.rm, size);
-  ea(c, i);
+  ea(c, i, size);
   return c.read(c.a0, c.a1, size);
 }
 
@@ -77,7 +77,7 @@ export function storeE(c: Cpu, i: Insn, size: number, lo: number, hi: number): v
   if (i.rm >= 0) {
     c.setReg(i.rm, size, lo, hi);
   } else {
-    ea(c, i);
+    ea(c, i, size);
     c.write(c.a0, c.a1, size, lo, hi);
   }
 }
@@ -588,9 +588,10 @@ function bitTest(c: Cpu, i: Insn, fromReg: boolean): void {
     v0 = c.getReg(i.rm, size);
     v1 = c.v1;
   } else {
-    ea(c, i);
     if (fromReg) {
-      // Register offsets address a bit string: EA += size * (offset SAR log2(bits)).
+      // Register offsets address a bit string: EA += size * (offset SAR log2(bits)), and the
+      // limit check applies to the operand actually read.
+      eaOffset(c, i);
       const sh = size === 2 ? 4 : size === 4 ? 5 : 6;
       if (size === 8) {
         sar64(off0, off1, sh);
@@ -604,6 +605,9 @@ function bitTest(c: Cpu, i: Insn, fromReg: boolean): void {
       const t = (lo >>> 0) + (w[0]! >>> 0);
       c.a0 = t | 0;
       c.a1 = (c.a1 + w[1]! + (t >= TWO32 ? 1 : 0)) | 0;
+      if (i.seg >= 0) segmentAddress(c, i.seg, size);
+    } else {
+      ea(c, i, size);
     }
     bit = off0 & (bits - 1);
     v0 = c.read(c.a0, c.a1, size);
@@ -918,7 +922,7 @@ export function execute(c: Cpu, i: Insn): void {
         c.setReg(i.rm, i.osz, v0, v1);
         return;
       }
-      ea(c, i);
+      ea(c, i, i.osz);
       const nlo = r[8]!;
       const nhi = r[9]!;
       r[8] = lo;
@@ -935,13 +939,15 @@ export function execute(c: Cpu, i: Insn): void {
     case H.H_POPF: {
       const v = pop(c, i.osz);
       // Changeable here: CF PF AF ZF SF TF DF OF NT AC ID; IF if CPL <= IOPL; IOPL at CPL 0.
+      // Not RF: POPF does not load it (Intel SDM vol. 3B, 17.3.1.1).
       const old = c.flags.get();
-      let mask = 0x254dd5;
+      let mask = 0x244dd5;
       const iopl = (old >> 12) & 3;
       if (c.cpl <= iopl) mask |= 0x200;
       if (c.cpl === 0) mask |= 0x3000;
       if (i.osz === 2) mask &= 0xffff;
       c.flags.put((old & ~mask) | (v & mask));
+      c.updateAttention(); // TF set: single-step from the instruction after the next (debug.ts)
       return;
     }
     case H.H_CALL_J:
@@ -1150,8 +1156,9 @@ export function execute(c: Cpu, i: Insn): void {
     case H.H_XLAT: {
       c.a0 = (r[2 * RBX]! + (r[0]! & 0xff)) | 0;
       c.a1 = (r[2 * RBX + 1]! + (c.a0 >>> 0 < r[2 * RBX]! >>> 0 ? 1 : 0)) | 0;
-      if (i.asz === 4) c.a1 = 0;
-      if (i.seg >= 0) addSegBase(c, i.seg);
+      if (i.asz !== 8) c.a1 = 0;
+      if (i.asz === 2) c.a0 &= 0xffff;
+      if (i.seg >= 0) segmentAddress(c, i.seg, 1);
       c.setReg(RAX, 1, c.read8(c.a0, c.a1), 0);
       return;
     }
@@ -1202,7 +1209,7 @@ function bswap32(v: number): number {
 /** CMPXCHG8B (CMPXCHG16B with REX.W): EDX:EAX vs m64, ZF, ECX:EBX stored on a match. */
 function cmpxchg8b(c: Cpu, i: Insn): void {
   const r = c.r;
-  ea(c, i);
+  ea(c, i, 2 * i.osz);
   if (i.osz === 8) {
     // CMPXCHG16B: the operand must be 16-byte aligned (#GP(0)).
     if ((c.a0 & 15) !== 0) c.fault(VEC_GP, 0);

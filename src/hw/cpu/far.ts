@@ -16,6 +16,7 @@ import {
   SEG_SS,
   VEC_GP,
 } from './cpu.js';
+import { checkLimit } from './effective-address.js';
 import {
   ATTR_CE,
   ATTR_CODE,
@@ -38,8 +39,11 @@ export function stackWidth(c: Cpu): number {
   return (c.seg[SEG_SS]!.attr & ATTR_DB) !== 0 && c.mode !== MODE_REAL ? 4 : 2;
 }
 
-/** The linear address of stack offset `off` (bytes above the current SP) into c.a0/c.a1. */
-function stackAddr(c: Cpu, off: number): void {
+/**
+ * The linear address of stack offset `off` (bytes above the current SP) into c.a0/c.a1; outside
+ * 64-bit mode the `size` bytes there must lie within SS's limit (#SS(0)).
+ */
+function stackAddr(c: Cpu, off: number, size: number): void {
   const r = c.r;
   const w = stackWidth(c);
   if (w === 8) {
@@ -53,6 +57,7 @@ function stackAddr(c: Cpu, off: number): void {
     return;
   }
   const sp = w === 4 ? (r[2 * RSP]! + off) >>> 0 : (r[2 * RSP]! + off) & 0xffff;
+  checkLimit(c, SEG_SS, sp, size);
   const base = c.segBase[2 * SEG_SS]! >>> 0;
   const a = base + sp;
   c.a0 = a | 0;
@@ -61,7 +66,7 @@ function stackAddr(c: Cpu, off: number): void {
 
 /** Reads `size` bytes at stack offset `off` without moving SP (high half in c.v1). */
 export function stackRead(c: Cpu, off: number, size: number): number {
-  stackAddr(c, off);
+  stackAddr(c, off, size);
   return c.read(c.a0, c.a1, size);
 }
 
@@ -83,7 +88,7 @@ export function stackAdjust(c: Cpu, delta: number): void {
 
 /** Pushes `size` bytes at the current stack width. */
 export function stackPush(c: Cpu, size: number, v0: number, v1: number): void {
-  stackAddr(c, -size);
+  stackAddr(c, -size, size);
   c.write(c.a0, c.a1, size, v0, v1);
   stackAdjust(c, -size);
 }
@@ -231,8 +236,8 @@ export function retFar(c: Cpu, osz: number, imm: number): void {
   nullInaccessible(c, cpl);
 }
 
-/** RFLAGS bits IRET/POPF may change: CF PF AF ZF SF TF DF OF NT RF AC ID. */
-const IRET_FLAGS = 0x254dd5 | 0x10000;
+/** RFLAGS bits IRET may change: CF PF AF ZF SF TF DF OF NT RF AC ID (RF: IRETD/IRETQ only). */
+const IRET_FLAGS = 0x254dd5;
 
 /** IRET/IRETD/IRETQ (`osz` 2, 4, 8). */
 export function iret(c: Cpu, osz: number): void {

@@ -19,6 +19,8 @@ export const TF = 0x100;
 export const IF = 0x200;
 export const DF = 0x400;
 export const OF = 0x800;
+/** Resume flag: suppresses instruction breakpoints for one instruction (debug.ts). */
+export const RF = 0x10000;
 /** The six flags the lazy state can stand for. */
 export const ARITH_FLAGS = CF | PF | AF | ZF | SF | OF;
 /** Bit 1 of RFLAGS reads as one. */

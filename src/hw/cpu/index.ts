@@ -34,6 +34,7 @@ export {
   pushesErrorCode,
   ShutdownError,
 } from './events.js';
+export { debugChanged, DR6_BS } from './debug.js';
 export { Segment } from './segment.js';
 export { rdmsr, readCr, VC_MSR, wrmsr, writeCr } from './system.js';
 export { decode, decodeOne, DECODE_MORE, DECODE_TOO_LONG, DECODE_UD } from './decoder.js';

@@ -11,6 +11,7 @@ import {
   type Cpu,
   MODE_64,
   MODE_PROT32,
+  SEG_CS,
   TRAP_NONE,
   TRAP_SOFTWARE,
   VEC_GP,
@@ -30,7 +31,8 @@ import {
   ShutdownError,
 } from './events.js';
 import { execute } from './execute.js';
-import { IF } from './flags.js';
+import { armDebug, debugTrap } from './debug.js';
+import { IF, RF, TF } from './flags.js';
 // The system instructions register their handlers with execute.ts.
 import './system.js';
 import { Insn } from './insn.js';
@@ -106,6 +108,8 @@ export class Interpreter {
             // 16/32-bit code keeps `attention` set: it is decoded each time, never cached.
             if (c.mode === MODE_64) {
               i = this.fetch(c);
+              // While debugging (debug.ts) instructions run one at a time: no compiled blocks.
+              cached = c.dbArmedAt < 0;
             } else {
               i = this.fetchLegacy(c);
               cached = false;
@@ -162,10 +166,16 @@ export class Interpreter {
   }
 
   /**
-   * Between instructions when `attention` is set: a pending NMI or (with IF, outside an STI/MOV
-   * SS shadow) interrupt is delivered. Returns a STOP_* or -1.
+   * Between instructions when `attention` is set: the #DB trap of the previous instruction, then
+   * a pending NMI or (with IF, outside an STI/MOV SS shadow) interrupt is delivered; then the
+   * next instruction's breakpoint check and single-step arming (debug.ts). Returns a STOP_* or -1.
    */
   private boundary(c: Cpu): number {
+    // A fault raised here (an instruction breakpoint, a nested page fault while delivering an
+    // event) belongs to the instruction about to start.
+    c.startLo = c.r[32]!;
+    c.startHi = c.r[33]!;
+    if (c.dbArmedAt >= 0 && debugTrap(c)) return STOP_EXCEPTION;
     if (c.instructions !== c.shadowEnd) {
       if (c.pendingNmi && !c.nmiBlocked) {
         c.pendingNmi = false;
@@ -177,6 +187,7 @@ export class Interpreter {
         deliverEvent(c, v, NO_ERROR_CODE, EVENT_EXTERNAL);
       }
     }
+    if ((c.flags.bits & (TF | RF)) !== 0 || (c.bpExec | c.bpWatch) !== 0) armDebug(c);
     c.updateAttention();
     return -1;
   }
@@ -211,6 +222,10 @@ export class Interpreter {
     const ip = r[32]!;
     c.startLo = ip;
     c.startHi = r[33]!;
+    // Code fetches beyond CS's limit raise #GP(0) (APM vol. 2, 4.8.1): the first byte before
+    // anything is translated, the last once the length is known.
+    const limit = c.seg[SEG_CS]!.limit;
+    if (ip >>> 0 > limit) c.fault(VEC_GP, 0);
     const lin = (c.segBase[2]! + ip) | 0;
     const pa = c.fetchAddress(lin, 0);
     const pageEnd = pa - (pa % 4096) + 4096;
@@ -226,6 +241,7 @@ export class Interpreter {
     }
     if (n === DECODE_TOO_LONG) c.fault(VEC_GP, 0);
     if (n < 0) c.fault(VEC_UD);
+    if ((ip >>> 0) + n - 1 > limit) c.fault(VEC_GP, 0);
     const next = ip + n;
     r[32] = c.mode === MODE_PROT32 ? next | 0 : next & 0xffff;
     r[33] = 0;

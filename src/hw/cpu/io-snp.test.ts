@@ -93,7 +93,8 @@ describe('IN and OUT', () => {
   });
 
   it('at CPL > IOPL raises #GP(0) before touching the port; IOPL 3 allows CPL 3', () => {
-    const { cpu, log, interp } = rig('e680 f4');
+    const { cpu, mem, log, interp } = rig('e680 f4');
+    tss(cpu, mem, 0x68, []); // no bitmap within the limit
     cpu.cpl = 3;
     expect(interp.run(10)).toBe(STOP_EXCEPTION);
     expect([cpu.exVector, cpu.exErrorCode]).toEqual([13, 0]);
@@ -102,6 +103,104 @@ describe('IN and OUT', () => {
     cpu.rflags = 0x3002; // IOPL 3
     expect(interp.run(1)).toBe(0);
     expect(log).toHaveLength(1);
+  });
+});
+
+/** TSS at physical TSS_AT (virtual BASE + TSS_AT), 64-bit busy type, I/O map base 0x68. */
+const TSS_AT = 0x3000;
+
+/**
+ * A TSS whose I/O permission bitmap is `bitmap` (bytes from offset 0x68) and whose limit is
+ * `limit`; `attr` 0x8b is a 64-bit (or 32-bit) busy TSS, 0x83 a 16-bit one.
+ */
+function tss(cpu: Cpu, mem: Uint8Array, limit: number, bitmap: number[], attr = 0x8b): void {
+  mem.fill(0, TSS_AT, TSS_AT + 0x200);
+  mem[TSS_AT + 0x66] = 0x68;
+  mem.set(bitmap, TSS_AT + 0x68);
+  cpu.setSegment(7 /* TR */, 0x30, BigInt(BASE + TSS_AT), limit, attr);
+}
+
+describe('the TSS I/O permission bitmap (CPL > IOPL)', () => {
+  /** 32 bitmap bytes (ports 0-0xFF) all denying but the ports in `allowed`; a 0xFF terminator. */
+  function bitmap(allowed: number[]): number[] {
+    const b = new Array<number>(33).fill(0xff);
+    for (const p of allowed) b[p >> 3]! &= ~(1 << (p & 7));
+    return b;
+  }
+
+  function user(code: string, allowed: number[], limit = 0x68 + 32) {
+    const r = rig(code);
+    tss(r.cpu, r.mem, limit, bitmap(allowed));
+    r.cpu.cpl = 3;
+    return r;
+  }
+
+  it('a clear bit allows the port, a set bit is #GP(0) with the port untouched', () => {
+    const ok = user('e680 f4', [0x80]); // out 0x80, al
+    expect(ok.interp.run(1)).toBe(0);
+    expect(ok.log).toHaveLength(1);
+    const denied = user('e681 f4', [0x80]); // out 0x81, al
+    expect(denied.interp.run(1)).toBe(STOP_EXCEPTION);
+    expect([denied.cpu.exVector, denied.cpu.exErrorCode, denied.log]).toEqual([13, 0, []]);
+  });
+
+  it('every byte of a multi-byte access needs its bit, across a bitmap byte boundary', () => {
+    // in ax, dx with DX = 0x87: ports 0x87 (byte 0x10 bit 7) and 0x88 (byte 0x11 bit 0)
+    const code = '66ba8700 66ed f4';
+    const both = user(code, [0x87, 0x88]);
+    expect(both.interp.run(2)).toBe(0);
+    const one = user(code, [0x87]);
+    expect(one.interp.run(2)).toBe(STOP_EXCEPTION);
+    expect(one.cpu.exVector).toBe(13);
+  });
+
+  it('ports whose bitmap bytes lie beyond TR.limit are #GP(0); both bytes read must be inside', () => {
+    const far = user('66baf803 ee f4', []); // out dx, al with DX = 0x3F8: beyond the bitmap
+    expect(far.interp.run(2)).toBe(STOP_EXCEPTION);
+    expect(far.cpu.exVector).toBe(13);
+    // Port 0xF8's bits are in byte 0x1F; the second byte read is 0x20, the terminator.
+    expect(user('e6f8 f4', [0xf8], 0x68 + 0x20).interp.run(1)).toBe(0);
+    const cut = user('e6f8 f4', [0xf8], 0x68 + 0x1f);
+    expect(cut.interp.run(1)).toBe(STOP_EXCEPTION);
+    expect(cut.cpu.exVector).toBe(13);
+  });
+
+  it('REP OUTSB and INSB are checked once, before the first iteration', () => {
+    const r = user('66ba8100 f36e f4', [0x80]); // rep outsb to port 0x81
+    r.cpu.setReg64(RCX, 4n);
+    r.cpu.setReg64(RSI, BigInt(DATA));
+    expect(r.interp.run(2)).toBe(STOP_EXCEPTION);
+    expect([r.cpu.exVector, r.cpu.getReg64(RCX), r.log]).toEqual([13, 4n, []]);
+    const ins = user('66ba8000 f36c f4', [0x80]); // rep insb from port 0x80
+    ins.cpu.setReg64(RCX, 2n);
+    ins.cpu.setReg64(RDI, BigInt(DATA));
+    expect(ins.interp.run(2)).toBe(0);
+    expect(ins.log).toHaveLength(2);
+  });
+
+  it('a 16-bit TSS has no bitmap: #GP(0)', () => {
+    const r = rig('e680 f4');
+    tss(r.cpu, r.mem, 0x68 + 32, bitmap([0x80]), 0x83);
+    r.cpu.cpl = 3;
+    expect(r.interp.run(1)).toBe(STOP_EXCEPTION);
+    expect(r.cpu.exVector).toBe(13);
+  });
+
+  it('is not consulted at CPL <= IOPL', () => {
+    const r = user('e681 f4', []);
+    r.cpu.rflags = 0x3002;
+    expect(r.interp.run(1)).toBe(0);
+  });
+
+  it('under SEV-ES an allowed port raises #VC, a denied one #GP(0) first', () => {
+    const ok = user('e680 f4', [0x80]);
+    ok.cpu.sevEs = true;
+    expect(ok.interp.run(1)).toBe(STOP_EXCEPTION);
+    expect([ok.cpu.exVector, ok.cpu.exErrorCode]).toEqual([29, 0x7b]);
+    const denied = user('e681 f4', [0x80]);
+    denied.cpu.sevEs = true;
+    expect(denied.interp.run(1)).toBe(STOP_EXCEPTION);
+    expect(denied.cpu.exVector).toBe(13);
   });
 });
 
@@ -243,7 +342,8 @@ describe('SEV-ES: intercepted instructions raise #VC with the SVM exit code', ()
       ['0f09', 13],
       ['0f01c9', 6],
     ] as const) {
-      const { cpu, interp } = rig(code);
+      const { cpu, mem, interp } = rig(code);
+      tss(cpu, mem, 0x68, []); // no I/O bitmap
       cpu.sevEs = true;
       cpu.cpl = 3;
       expect(interp.run(1)).toBe(STOP_EXCEPTION);

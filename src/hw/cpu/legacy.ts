@@ -4,6 +4,7 @@
 // H_LEGACY_FLOW only for 16/32-bit code, so 64-bit code keeps its own fast handlers.
 
 import { type Cpu, RAX, RBP, RCX, RDI, RSI, RSP, SEG_DS, SEG_ES, VEC_UD } from './cpu.js';
+import { checkLimit } from './effective-address.js';
 import { readE, storeE } from './execute.js';
 import { stackAdjust, stackPush, stackRead, stackWidth } from './far.js';
 import { DF, LF_SUB } from './flags.js';
@@ -58,7 +59,8 @@ export function legacyFlow(c: Cpu, i: Insn): void {
     case H.H_POPF: {
       const v = pop(c, osz);
       const old = c.flags.get();
-      let mask = 0x254dd5;
+      // Not RF: POPF does not load it (Intel SDM vol. 3B, 17.3.1.1).
+      let mask = 0x244dd5;
       if (c.cpl <= ((old >> 12) & 3)) mask |= 0x200;
       if (c.cpl === 0) mask |= 0x3000;
       if (osz === 2) mask &= 0xffff;
@@ -119,9 +121,13 @@ function stepIndex(c: Cpu, n: number, step: number, asz: number): void {
   r[2 * n] = asz === 2 ? (v & ~0xffff) | ((v + step) & 0xffff) : (v + step) | 0;
 }
 
-/** seg.base + (register n at address size `asz`), a linear address below 4 GiB. */
-function linear(c: Cpu, seg: number, n: number, asz: number): number {
+/**
+ * seg.base + (register n at address size `asz`), a linear address below 4 GiB, after the limit
+ * check of `size` bytes there.
+ */
+function linear(c: Cpu, seg: number, n: number, asz: number, size: number): number {
   const off = asz === 2 ? c.r[2 * n]! & 0xffff : c.r[2 * n]!;
+  checkLimit(c, seg, off, size);
   return (c.segBase[2 * seg]! + off) | 0;
 }
 
@@ -142,24 +148,25 @@ function stringOp(c: Cpu, i: Insn, op: number): void {
     let again = true;
     switch (op) {
       case H.H_MOVS: {
-        const v = c.read(linear(c, src, RSI, asz), 0, size);
-        c.write(linear(c, SEG_ES, RDI, asz), 0, size, v, 0);
+        const v = c.read(linear(c, src, RSI, asz, size), 0, size);
+        c.write(linear(c, SEG_ES, RDI, asz, size), 0, size, v, 0);
         stepIndex(c, RSI, step, asz);
         stepIndex(c, RDI, step, asz);
         break;
       }
       case H.H_STOS:
-        c.write(linear(c, SEG_ES, RDI, asz), 0, size, r[2 * RAX]! & m, 0);
+        c.write(linear(c, SEG_ES, RDI, asz, size), 0, size, r[2 * RAX]! & m, 0);
         stepIndex(c, RDI, step, asz);
         break;
       case H.H_LODS:
-        c.setReg(RAX, size, c.read(linear(c, src, RSI, asz), 0, size), 0);
+        c.setReg(RAX, size, c.read(linear(c, src, RSI, asz, size), 0, size), 0);
         stepIndex(c, RSI, step, asz);
         break;
       default: {
         // CMPS compares [rSI] with [rDI]; SCAS compares rAX with [rDI].
-        const a = op === H.H_CMPS ? c.read(linear(c, src, RSI, asz), 0, size) : r[2 * RAX]! & m;
-        const b = c.read(linear(c, SEG_ES, RDI, asz), 0, size);
+        const a =
+          op === H.H_CMPS ? c.read(linear(c, src, RSI, asz, size), 0, size) : r[2 * RAX]! & m;
+        const b = c.read(linear(c, SEG_ES, RDI, asz, size), 0, size);
         c.flags.set(LF_SUB, size, a, 0, b, 0, (a - b) & m, 0);
         if (op === H.H_CMPS) stepIndex(c, RSI, step, asz);
         stepIndex(c, RDI, step, asz);

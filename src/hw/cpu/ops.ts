@@ -147,6 +147,8 @@ export const H_VERRW = 107;
 export const H_LARLSL = 108;
 /** sub 0 RDFSBASE, 1 RDGSBASE, 2 WRFSBASE, 3 WRGSBASE. */
 export const H_FSGSBASE = 109;
+export const H_SYSENTER = 110;
+export const H_SYSEXIT = 111;
 // Engine, I/O and SNP instructions (range 170-189; io.ts, snp.ts).
 /** IN: sub 0 port in imm8, 1 port in DX. */
 export const H_IN = 170;

@@ -25,6 +25,7 @@ import {
   hex,
   machine,
   SEL_CODE32_0,
+  SEL_CODE32_3,
   SEL_CODE64,
   SEL_CODE64_3,
   SEL_DATA0,
@@ -455,6 +456,76 @@ describe('SYSCALL / SYSRET', () => {
     expect(m.cpu.mode).toBe(MODE_PROT32);
     expect(m.cpu.seg[SEG_CS]!.selector).toBe(0x1b);
     expect(m.cpu.rip).toBe(0x1234n);
+  });
+});
+
+describe('SYSENTER / SYSEXIT (legacy protected mode only, as on AMD)', () => {
+  /** The fixture in legacy protected mode (EFER.LMA clear) at CPL 3, 32-bit code at CODE. */
+  function legacyUser(code: string): ReturnType<typeof machine> {
+    const m = machine(code);
+    const c = m.cpu;
+    c.cr0 = 0x11;
+    c.cr4 = 0;
+    c.efer = 0;
+    c.controlChanged();
+    c.setCpl(3);
+    c.setSegment(SEG_CS, SEL_CODE32_3 | 3, 0n, 0xffffffff, 0xcfb);
+    c.setSegment(SEG_SS, SEL_DATA3 | 3, 0n, 0xffffffff, 0xcf3);
+    c.sysenterCs = BigInt(SEL_CODE32_0);
+    c.sysenterEip = 0x20000n;
+    c.sysenterEsp = 0x7000n;
+    c.rflags = 0x202;
+    expect(c.mode).toBe(MODE_PROT32);
+    return m;
+  }
+
+  it('SYSENTER enters CPL 0 at SYSENTER_EIP/ESP with flat CS/SS; SYSEXIT returns to EDX/ECX', () => {
+    const m = legacyUser('0f34');
+    m.mem.set(hex('0f35'), 0x20000);
+    const c = m.cpu;
+    c.setReg64(RDX, 0x11000n);
+    c.setReg64(RCX, 0x6000n);
+    expect(run(m, 1)).toBe(0);
+    expect([c.cpl, c.rip, c.getReg64(RSP), c.rflags & 0x200]).toEqual([0, 0x20000n, 0x7000n, 0]);
+    expect([c.seg[SEG_CS]!.selector, c.seg[SEG_CS]!.attr]).toEqual([SEL_CODE32_0, 0xc9b]);
+    expect([c.seg[SEG_SS]!.selector, c.seg[SEG_SS]!.attr]).toEqual([SEL_CODE32_0 + 8, 0xc93]);
+    expect(run(m, 1)).toBe(0);
+    expect([c.cpl, c.rip, c.getReg64(RSP), c.mode]).toEqual([3, 0x11000n, 0x6000n, MODE_PROT32]);
+    expect(c.seg[SEG_CS]!.selector).toBe((SEL_CODE32_0 + 16) | 3);
+    expect(c.seg[SEG_SS]!.selector).toBe((SEL_CODE32_0 + 24) | 3);
+    expect(c.seg[SEG_CS]!.attr & 0x60).toBe(0x60); // DPL 3
+  });
+
+  it('a null SYSENTER_CS is #GP(0); SYSEXIT at CPL 3 is #GP(0)', () => {
+    const m = legacyUser('0f34');
+    m.cpu.sysenterCs = 3n; // RPL bits only: the selector is null
+    expect(run(m, 1)).toBe(STOP_EXCEPTION);
+    expect([m.cpu.exVector, m.cpu.exErrorCode]).toEqual([13, 0]);
+    const x = legacyUser('0f35');
+    expect(run(x, 1)).toBe(STOP_EXCEPTION);
+    expect([x.cpu.exVector, x.cpu.cpl]).toEqual([13, 3]);
+  });
+
+  it('both are #UD in long mode, 64-bit and compatibility', () => {
+    for (const code of ['0f34', '0f35']) {
+      const m = machine(code);
+      m.cpu.sysenterCs = BigInt(SEL_CODE32_0);
+      expect(run(m, 1)).toBe(STOP_EXCEPTION);
+      expect(m.cpu.exVector).toBe(6);
+      const compat = machine(code);
+      compat.cpu.sysenterCs = BigInt(SEL_CODE32_0);
+      compat.cpu.setSegment(SEG_CS, SEL_CODE32_0, 0n, 0xffffffff, 0xc9b);
+      expect(compat.cpu.mode).toBe(MODE_PROT32);
+      expect(run(compat, 1)).toBe(STOP_EXCEPTION);
+      expect(compat.cpu.exVector).toBe(6);
+    }
+  });
+
+  it('SYSENTER keeps TF: the single-step trap comes at CPL 0 before the first kernel instruction', () => {
+    const m = legacyUser('0f34');
+    m.cpu.rflags = 0x302;
+    expect(run(m)).toBe(STOP_EXCEPTION);
+    expect([m.cpu.exVector, m.cpu.cpl, m.cpu.rip]).toEqual([1, 0, 0x20000n]);
   });
 });
 

@@ -1,6 +1,7 @@
 // System instructions (AMD64 APM vol. 3, chapter 4, and vol. 2 for the registers they touch):
 // control/debug registers, descriptor-table registers, MSRs, IF/AC, segment loads, SWAPGS,
-// SYSCALL/SYSRET, INT n. Far transfers and IRET are in far.ts. None of this is on the hot path.
+// SYSCALL/SYSRET, SYSENTER/SYSEXIT, INT n. Far transfers and IRET are in far.ts. None of this is
+// on the hot path.
 
 import { MSR } from '../../arch/x86.js';
 import {
@@ -10,6 +11,7 @@ import {
   RAX,
   RCX,
   RDX,
+  RSP,
   SEG_CS,
   SEG_FS,
   SEG_GS,
@@ -24,6 +26,7 @@ import {
   VEC_UD,
   VEC_VC,
 } from './cpu.js';
+import { debugChanged, stepByNewFlags } from './debug.js';
 import { ea, pop, push, readE, registerSystemHandlers, storeE } from './execute.js';
 import { callFar, iret, jumpFar, retFar, stackAdjust, stackPush, stackRead } from './far.js';
 import { IF, OF, ZF } from './flags.js';
@@ -107,7 +110,7 @@ export function executeSystem(c: Cpu, i: Insn): void {
       if ((c.cr4 & CR4_UMIP) !== 0 && c.cpl !== 0) c.fault(VEC_GP, 0);
       const base = i.sub === 0 ? c.gdtrBase : c.idtrBase;
       const limit = i.sub === 0 ? c.gdtrLimit : c.idtrLimit;
-      ea(c, i);
+      ea(c, i, c.mode === MODE_64 ? 10 : 6);
       const a0 = c.a0;
       const a1 = c.a1;
       c.write16(a0, a1, limit);
@@ -120,7 +123,7 @@ export function executeSystem(c: Cpu, i: Insn): void {
     }
     case H.H_LDT_TABLE: {
       requireCpl0(c);
-      ea(c, i);
+      ea(c, i, c.mode === MODE_64 ? 10 : 6);
       const a0 = c.a0;
       const a1 = c.a1;
       const limit = c.read16(a0, a1);
@@ -172,7 +175,7 @@ export function executeSystem(c: Cpu, i: Insn): void {
       return;
     case H.H_INVLPG:
       requireCpl0(c);
-      ea(c, i);
+      ea(c, i, 0); // INVLPG accesses nothing: no limit check
       c.invlpg(c.a0, c.a1);
       return;
     case H.H_SLDT: {
@@ -265,7 +268,7 @@ export function executeSystem(c: Cpu, i: Insn): void {
       return;
     }
     case H.H_LFP: {
-      ea(c, i);
+      ea(c, i, i.osz + 2);
       const a0 = c.a0;
       const a1 = c.a1;
       const off0 = c.read(a0, a1, i.osz);
@@ -291,6 +294,12 @@ export function executeSystem(c: Cpu, i: Insn): void {
     case H.H_SYSRET:
       sysret(c, i.osz === 8);
       return;
+    case H.H_SYSENTER:
+      sysenter(c);
+      return;
+    case H.H_SYSEXIT:
+      sysexit(c);
+      return;
     case H.H_INT:
       c.trap(i.imm & 0xff, TRAP_SOFTWARE);
       return;
@@ -306,7 +315,7 @@ export function executeSystem(c: Cpu, i: Insn): void {
       return;
     case H.H_JMP_FAR:
     case H.H_CALL_FAR: {
-      ea(c, i);
+      ea(c, i, i.osz + 2);
       const a0 = c.a0;
       const a1 = c.a1;
       const n = i.osz;
@@ -401,6 +410,7 @@ export function loadSegment(c: Cpu, n: number, sel: number): void {
   if (n === SEG_SS) {
     loadStackSegment(c, sel, c.cpl);
     c.shadowEnd = c.instructions + 1;
+    c.ssShadowEnd = c.instructions + 1; // debug traps wait too (debug.ts)
   } else {
     loadDataSegment(c, n, sel);
   }
@@ -504,11 +514,16 @@ export function writeDr(c: Cpu, n: number, v: bigint): void {
   const k = drIndex(c, n);
   if (k < 4) {
     c.dr[k] = v;
+    debugChanged(c);
     return;
   }
   if (v >> 32n !== 0n) c.fault(VEC_GP, 0);
-  if (k === 6) c.dr6 = v | 0xffff0ff0n;
-  else c.dr7 = v | 0x400n;
+  if (k === 6) {
+    c.dr6 = v | 0xffff0ff0n;
+    return;
+  }
+  c.dr7 = v | 0x400n;
+  debugChanged(c);
 }
 
 // ---- MSRs --------------------------------------------------------------------------------------
@@ -633,6 +648,7 @@ const ATTR_DATA_DPL0 = 0xc93;
 const ATTR_CODE64_DPL3 = 0xafb;
 const ATTR_CODE32_DPL3 = 0xcfb;
 const ATTR_CODE32_DPL0 = 0xc9b;
+const ATTR_DATA_DPL3 = 0xcf3;
 
 function syscall(c: Cpu): void {
   if ((c.efer & EFER_SCE) === 0) c.fault(VEC_UD);
@@ -662,6 +678,7 @@ function syscall(c: Cpu): void {
     r[32] = Number(c.star & 0xffffffffn) | 0;
     r[33] = 0;
   }
+  stepByNewFlags(c);
 }
 
 function sysret(c: Cpu, to64: boolean): void {
@@ -687,6 +704,51 @@ function sysret(c: Cpu, to64: boolean): void {
     r[32] = r[2 * RCX]!;
     r[33] = 0;
   }
+  stepByNewFlags(c);
+}
+
+// ---- SYSENTER / SYSEXIT (APM vol. 3 "SYSENTER", "SYSEXIT"; vol. 2 6.1.1) ---------------------
+// AMD parts run them in legacy protected mode only: in long mode, 64-bit or compatibility, both
+// are #UD (Intel's 64-bit forms do not exist on AMD; compatibility-mode code uses SYSCALL). The
+// hidden parts are fixed flat segments, not read from the GDT.
+
+/** SYSENTER_CS's selector with RPL 0; #GP(0) when null, outside protected mode too. */
+function sysenterSelector(c: Cpu): number {
+  if (longModeActive(c)) c.fault(VEC_UD);
+  if (c.mode === MODE_REAL) c.fault(VEC_GP, 0);
+  const sel = Number(c.sysenterCs & 0xfffcn);
+  if (sel === 0) c.fault(VEC_GP, 0);
+  return sel;
+}
+
+/** To CPL 0: CS = SYSENTER_CS, SS = CS + 8, EIP/ESP from the MSRs; VM, IF, RF cleared. */
+function sysenter(c: Cpu): void {
+  const sel = sysenterSelector(c);
+  const r = c.r;
+  c.setCpl(0);
+  c.setSegment(SEG_CS, sel, 0n, 0xffffffff, ATTR_CODE32_DPL0);
+  c.setSegment(SEG_SS, (sel + 8) & 0xffff, 0n, 0xffffffff, ATTR_DATA_DPL0);
+  c.flags.bits &= ~(IF | 0x10000 | 0x20000);
+  r[32] = Number(c.sysenterEip & 0xffffffffn) | 0;
+  r[33] = 0;
+  r[2 * RSP] = Number(c.sysenterEsp & 0xffffffffn) | 0;
+  r[2 * RSP + 1] = 0;
+  // TF is not cleared: the single-step trap follows at CPL 0, before the first kernel
+  // instruction (the case Linux's single_step_syscall test exercises).
+}
+
+/** From CPL 0 to 3: CS = SYSENTER_CS + 16, SS = + 24 (RPL 3), EIP = EDX, ESP = ECX. */
+function sysexit(c: Cpu): void {
+  const sel = sysenterSelector(c);
+  if (c.cpl !== 0) c.fault(VEC_GP, 0);
+  const r = c.r;
+  c.setCpl(3);
+  c.setSegment(SEG_CS, ((sel + 16) & 0xffff) | 3, 0n, 0xffffffff, ATTR_CODE32_DPL3);
+  c.setSegment(SEG_SS, ((sel + 24) & 0xffff) | 3, 0n, 0xffffffff, ATTR_DATA_DPL3);
+  r[32] = r[2 * RDX]!;
+  r[33] = 0;
+  r[2 * RSP] = r[2 * RCX]!;
+  r[2 * RSP + 1] = 0;
 }
 
 registerSystemHandlers(executeSystem);

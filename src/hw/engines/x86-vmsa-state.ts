@@ -29,6 +29,7 @@ import {
   VMSA_X87_SIGNIFICAND,
 } from '../../arch/index.js';
 import type { Cpu } from '../cpu/cpu.js';
+import { debugChanged } from '../cpu/debug.js';
 import { MXCSR_MASK, type SimdState } from '../cpu/simd-state.js';
 import { f64ToF80, f80ToF64, fcwValue } from '../cpu/x87.js';
 
@@ -187,6 +188,7 @@ export function loadFromVmsa(c: Cpu, v: DataView): void {
   c.sevEs = (v.getUint8(AT.sevFeatures) & 1) !== 0;
   loadSimd(c.simd, v);
   c.updateMode();
+  debugChanged(c); // DR7 and DR0-3 as loaded: breakpoints armed, TLB flushed
 }
 
 /** #VMEXIT: the state `c` holds back into the VMSA (fields the CPU does not hold are kept). */
