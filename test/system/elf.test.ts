@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ELF64_EHDR, ELF64_PHDR } from '../../src/arch/index.js';
 import { buildProgram } from './build.js';
 import { ElfError, loadElf, parseElf } from '../../src/hw/elf-loader.js';
-import { makeElf } from './make-elf.js';
+import { makeElf } from '../support/make-elf.js';
 
 const MEM = 0x10000;
 const code = Uint8Array.from([0x90, 0x90, 0xf4]);

@@ -5,19 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/program.js';
-import type { CliIo } from '../../src/cli/io.js';
+import { captureIo } from '../support/cli-io.js';
 import { buildProgramFile } from './build.js';
 import { expectedWorkloadOutput } from './workload-expected.js';
 
-function capture(): CliIo & { lines: string[]; errors: string[] } {
-  const lines: string[] = [];
-  const errors: string[] = [];
-  return { lines, errors, out: (t: string) => lines.push(t), err: (t: string) => errors.push(t) };
-}
-
 describe('svsm exec on built programs', () => {
   it('runs the C workload: its output on standard output, exit status 0', async () => {
-    const io = capture();
+    const io = captureIo();
     expect(await runCli(['exec', buildProgramFile('workload')], io)).toBe(0);
     expect(io.lines.join('\n') + '\n').toBe(expectedWorkloadOutput());
     expect(io.errors.at(-1)).toMatch(/^svsm exec: halted after 3[0-9]{6} instructions/);
@@ -27,7 +21,7 @@ describe('svsm exec on built programs', () => {
     const dir = mkdtempSync(join(tmpdir(), 'svsm-exec-'));
     try {
       const trace = join(dir, 'pf.trace');
-      const io = capture();
+      const io = captureIo();
       const args = ['exec', buildProgramFile('pf'), '--paging', '--events', '--trace'];
       expect(await runCli([...args, '--trace-file', trace], io)).toBe(0);
       expect(io.lines[0]).toBe('#PF test');

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { MAILBOX, RUNNER_STACK_TOP, BareMachine } from '../../src/hw/bare-machine.js';
-import { makeElf } from './make-elf.js';
+import { makeElf } from '../support/make-elf.js';
 
 const ENTRY = 0x100000;
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));

@@ -2,18 +2,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { CliIo } from '../io.js';
+import { captureIo } from '../../../test/support/cli-io.js';
 import { runCli } from '../program.js';
-
-function capture(): CliIo & { lines: string[]; errors: string[] } {
-  const lines: string[] = [];
-  const errors: string[] = [];
-  return { lines, errors, out: (t: string) => lines.push(t), err: (t: string) => errors.push(t) };
-}
 
 describe('svsm disasm', () => {
   it('prints address, bytes and Intel syntax for --hex input', async () => {
-    const io = capture();
+    const io = captureIo();
     expect(
       await runCli(['disasm', '--hex', '48 01 c8 0f 94 c0 75 f8', '--address', '0x1000'], io),
     ).toBe(0);
@@ -27,7 +21,7 @@ describe('svsm disasm', () => {
     try {
       const f = join(dir, 'code.bin');
       writeFileSync(f, Buffer.from('90909031c0f4', 'hex'));
-      const io = capture();
+      const io = captureIo();
       expect(await runCli(['disasm', f, '--offset', '3', '--length', '2'], io)).toBe(0);
       expect(io.lines).toHaveLength(1);
       expect(io.lines[0]).toMatch(/xor eax, eax$/);
@@ -37,7 +31,7 @@ describe('svsm disasm', () => {
   });
 
   it('rejects bad input with one sentence and exit code 2', async () => {
-    const io = capture();
+    const io = captureIo();
     expect(await runCli(['disasm', '--hex', 'zz'], io)).toBe(2);
     expect(io.errors.join('')).toMatch(/--hex must be pairs of hex digits/);
   });

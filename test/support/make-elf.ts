@@ -1,4 +1,5 @@
-// Builds small ELF-64 executables in memory for the loader's and the runner's tests.
+// Builds small ELF-64 executables in memory for the tests of the ELF loader, the bare machine and
+// `svsm exec`.
 import { ELF64_EHDR, ELF64_PHDR } from '../../src/arch/index.js';
 
 export interface SegSpec {
