@@ -278,10 +278,17 @@ export class Cpu {
   readonly mem: Uint8Array;
   private readonly view: DataView;
   // The TLB: tag = virtual page number bits 12..43 (tag0) and 44..63 (tag1, -1 = invalid).
-  private readonly tlbTag0 = new Int32Array(TLB_SIZE);
-  private readonly tlbTag1 = new Int32Array(TLB_SIZE).fill(-1);
-  private readonly tlbBase = new Float64Array(TLB_SIZE);
-  private readonly tlbPerm = new Int32Array(TLB_SIZE);
+  // Translations and their permissions depend on the privilege (U/S, SMEP, SMAP), so user (CPL 3)
+  // and supervisor (CPL 0-2) each have their own set: a change of privilege (SYSCALL/SYSRET, an
+  // interrupt from user mode, IRET back) swaps the sets instead of flushing.
+  private tlbTag0 = new Int32Array(TLB_SIZE);
+  private tlbTag1 = new Int32Array(TLB_SIZE).fill(-1);
+  private tlbBase = new Float64Array(TLB_SIZE);
+  private tlbPerm = new Int32Array(TLB_SIZE);
+  private otherTag0 = new Int32Array(TLB_SIZE);
+  private otherTag1 = new Int32Array(TLB_SIZE).fill(-1);
+  private otherBase = new Float64Array(TLB_SIZE);
+  private otherPerm = new Int32Array(TLB_SIZE);
   private readonly tr: TranslateResult = { perm: 0, vector: 0, errorCode: 0 };
 
   // Debug state (debug.ts), declared last so the hot fields above keep their object layout.
@@ -471,12 +478,15 @@ export class Cpu {
     this.updateMode();
   }
 
-  /** Changes CPL; translations cached for the old privilege are dropped. */
+  /** Changes CPL; between user and supervisor the TLB sets are swapped. */
   setCpl(cpl: number): void {
-    if (cpl !== this.cpl) {
-      this.cpl = cpl;
-      this.flushTlb();
+    if ((cpl === 3) !== (this.cpl === 3)) {
+      [this.tlbTag0, this.otherTag0] = [this.otherTag0, this.tlbTag0];
+      [this.tlbTag1, this.otherTag1] = [this.otherTag1, this.tlbTag1];
+      [this.tlbBase, this.otherBase] = [this.otherBase, this.tlbBase];
+      [this.tlbPerm, this.otherPerm] = [this.otherPerm, this.tlbPerm];
     }
+    this.cpl = cpl;
   }
 
   /**
@@ -546,15 +556,17 @@ export class Cpu {
 
   // --- TLB --------------------------------------------------------------------------------
 
-  /** Forgets every translation (CR3 write, paging mode change, CPL-dependent rules). */
+  /** Forgets every translation, of both privileges (CR3 write, paging mode change...). */
   flushTlb(): void {
     this.tlbTag1.fill(-1);
+    this.otherTag1.fill(-1);
   }
 
-  /** INVLPG: forgets the translation of one virtual page. */
+  /** INVLPG: forgets the translations of one virtual page. */
   invlpg(lo: number, hi: number): void {
     const i = ((lo >>> 12) | (hi << 20)) & TLB_MASK;
     this.tlbTag1[i] = -1;
+    this.otherTag1[i] = -1;
   }
 
   /** Takes write permission away from cached translations to physical page `pfn`. */
@@ -562,6 +574,7 @@ export class Cpu {
     const base = pfn * 4096;
     for (let i = 0; i < TLB_SIZE; i++) {
       if (this.tlbBase[i] === base) this.tlbPerm[i]! &= ~PERM_W;
+      if (this.otherBase[i] === base) this.otherPerm[i]! &= ~PERM_W;
     }
   }
 
