@@ -46,6 +46,28 @@ describe('svsm exec', () => {
     expect(trace[6]).toMatch(/hlt$/);
   });
 
+  it('starts the trace at --trace-from, running the instructions before it untraced', async () => {
+    const io = captureIo();
+    const args = ['exec', file('from.rom', ROM), '--rom', '--trace', '--trace-from', '5'];
+    expect(await runCli(args, io)).toBe(0);
+    const trace = io.errors.filter((l) => /^ +[0-9]+ /.test(l));
+    expect(trace.map((l) => l.trim().split(' ')[0])).toEqual(['5', '6']);
+    expect(trace[1]).toMatch(/hlt$/);
+  });
+
+  it('traces a compiled loop in full from the middle, with the JIT before it', async () => {
+    // mov ecx, 1000; l: dec ecx; jnz l; hlt
+    const io = captureIo();
+    const code = elf('loop.elf', 'b9e8030000 ffc9 75fc f4');
+    expect(await runCli(['exec', code, '--trace', '--trace-from', '1900'], io)).toBe(0);
+    const trace = io.errors.filter((l) => /^ +[0-9]+ /.test(l));
+    // 2,002 instructions: mov, 1,000 x (dec, jne), hlt; the trace shows the last 102.
+    expect(trace).toHaveLength(102);
+    expect(trace[0]).toMatch(/^ +1900 0000000000100007 75 fc +jne 0x100005$/);
+    expect(trace[1]).toMatch(/^ +1901 0000000000100005 ff c9 +dec ecx$/);
+    expect(trace.at(-1)).toMatch(/^ +2001 0000000000100009 f4 +hlt$/);
+  });
+
   it('writes the trace to --trace-file', async () => {
     const io = captureIo();
     const out = join(dir, 'hi.trace');
@@ -110,6 +132,11 @@ describe('svsm exec', () => {
         /--max-instructions must be a positive whole number/,
       ],
       [['exec', file('y.rom', ROM), '--rom', '--trace-registers'], /need --trace$/],
+      [['exec', file('u.rom', ROM), '--rom', '--trace-from', '3'], /need --trace$/],
+      [
+        ['exec', file('v.rom', ROM), '--rom', '--trace', '--trace-from', '-1'],
+        /--trace-from must be a whole number/,
+      ],
       [['exec', file('z.rom', ROM), '--rom', '--paging'], /--paging is for ELF programs/],
       [
         [

@@ -23,6 +23,7 @@ stops on an exception, a triple fault or the instruction limit; 2 for a bad comm
 Examples:
   svsm exec hello.elf
   svsm exec hello.elf --trace --trace-registers --max-instructions 200
+  svsm exec big.elf --trace --trace-from 1_000_000 --max-instructions 1_000_100
   svsm exec boot.rom --rom --trace --trace-file boot.trace`;
 
 export interface ExecOptions {
@@ -34,6 +35,7 @@ export interface ExecOptions {
   readonly trace?: boolean;
   readonly traceRegisters?: boolean;
   readonly traceFile?: string;
+  readonly traceFrom?: string;
 }
 
 /** Instructions per run slice: output is shown between slices. */
@@ -46,10 +48,12 @@ const VECTOR_NAMES: Record<number, string> = {
 
 const GPRS = ['rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi'];
 
-function parseCount(text: string): number {
+/** A count option: a whole number of at least `min` (underscores allowed, as in 1_000_000). */
+function parseCount(name: string, text: string, min: number): number {
   const clean = text.replace(/_/g, '');
-  if (!/^[0-9]+$/.test(clean) || Number(clean) < 1 || !Number.isSafeInteger(Number(clean))) {
-    throw new UserError(`--max-instructions must be a positive whole number, got "${text}"`);
+  if (!/^[0-9]+$/.test(clean) || Number(clean) < min || !Number.isSafeInteger(Number(clean))) {
+    const what = min > 0 ? 'a positive whole number' : 'a whole number';
+    throw new UserError(`${name} must be ${what}, got "${text}"`);
   }
   return Number(clean);
 }
@@ -63,7 +67,8 @@ function readProgram(file: string): Uint8Array {
 }
 
 function makeMachine(file: string, code: Uint8Array, opts: ExecOptions): BareMachine {
-  const jit = opts.jit && opts.trace !== true;
+  // While tracing the interpreter runs every instruction itself; the JIT serves the rest.
+  const jit = opts.jit;
   if (opts.rom === true) {
     if (opts.paging === true) throw new UserError('--paging is for ELF programs, not --rom');
     if (code.length > 0x10000) {
@@ -208,14 +213,19 @@ export function addExecCommand(
     .option('--trace', 'print every instruction executed (to standard error)')
     .option('--trace-registers', 'with --trace: the registers each instruction changed')
     .option('--trace-file <path>', 'with --trace: write the trace to this file instead')
+    .option('--trace-from <n>', 'with --trace: run at full speed until instruction N, then trace')
     .addHelpText('after', HELP_AFTER)
     .action((file: string, opts: ExecOptions) => {
-      const limit = parseCount(opts.maxInstructions);
-      if ((opts.traceRegisters === true || opts.traceFile !== undefined) && opts.trace !== true) {
-        throw new UserError('--trace-registers and --trace-file need --trace');
+      const limit = parseCount('--max-instructions', opts.maxInstructions, 1);
+      const traceOnly = [opts.traceRegisters, opts.traceFile, opts.traceFrom];
+      if (traceOnly.some((o) => o !== undefined && o !== false) && opts.trace !== true) {
+        throw new UserError('--trace-registers, --trace-file and --trace-from need --trace');
       }
+      const traceFrom =
+        opts.traceFrom !== undefined ? parseCount('--trace-from', opts.traceFrom, 0) : 0;
       const m = makeMachine(file, readProgram(file), opts);
       let traceFile: TraceFile | null = null;
+      let tracer: InstructionTracer | null = null;
       if (opts.trace === true) {
         let write = (line: string): void => io.err(line);
         if (opts.traceFile !== undefined) {
@@ -223,16 +233,24 @@ export function addExecCommand(
           traceFile = f;
           write = (line) => f.write(line);
         }
-        m.interp.setTracer(
-          new InstructionTracer(write, { registers: opts.traceRegisters === true }),
-        );
+        tracer = new InstructionTracer(write, { registers: opts.traceRegisters === true });
       }
       const out = new LineBuffer((l) => io.out(l));
       const start = process.hrtime.bigint();
       let total = 0;
       let r: RunResult;
       for (;;) {
-        r = m.run(Math.min(SLICE, limit - total));
+        // Untraced (JIT and all) up to --trace-from, traced from there on.
+        let until = limit;
+        if (tracer !== null) {
+          if (total >= traceFrom) {
+            m.interp.setTracer(tracer);
+            tracer = null;
+          } else {
+            until = Math.min(limit, traceFrom);
+          }
+        }
+        r = m.run(Math.min(SLICE, until - total));
         total += r.instructions;
         out.push(m.takePortOutput());
         if (r.stop !== 'budget' || total >= limit) break;

@@ -35,6 +35,7 @@ export class InstructionTracer {
   /** The registers before the instruction being traced (32-bit halves, RFLAGS at 32). */
   private readonly before = new Int32Array(33);
   private pending = '';
+  private readonly cache = new WeakMap<Insn, { lo: number; hi: number; text: string }>();
 
   constructor(
     private readonly write: (line: string) => void,
@@ -46,8 +47,7 @@ export class InstructionTracer {
   /** Called by the interpreter before it executes `i` (c.startLo/startHi = its address). */
   step(c: Cpu, i: Insn): void {
     this.flush(c);
-    const rip = (BigInt(c.startHi >>> 0) << 32n) | BigInt(c.startLo >>> 0);
-    const line = `${String(c.instructions).padStart(10)} ${hex(rip, 16)} ${this.bytes(c, i).padEnd(30)} ${formatInsn(i, rip)}`;
+    const line = `${String(c.instructions).padStart(10)} ${this.text(c, i)}`;
     if (this.registers) {
       this.before.set(c.r.subarray(0, 32));
       this.before[32] = c.rflags;
@@ -77,6 +77,27 @@ export class InstructionTracer {
     if (c.rflags !== this.before[32]) changes += ` rflags=${hex(c.rflags)}`;
     this.write(changes === '' ? this.pending : `${this.pending.trimEnd()} ;${changes}`);
     this.pending = '';
+  }
+
+  /**
+   * Address, bytes and disassembly of `i` at c.startHi:startLo. Cached per decoded record and
+   * address: a trace is mostly loops, and formatting is most of its cost. Records decoded into
+   * the interpreter's scratch (legacy modes, page-crossing instructions) are formatted each time.
+   */
+  private text(c: Cpu, i: Insn): string {
+    const hit = this.cache.get(i);
+    if (hit !== undefined && hit.lo === c.startLo && hit.hi === c.startHi) {
+      return hit.text;
+    }
+    const rip = (BigInt(c.startHi >>> 0) << 32n) | BigInt(c.startLo >>> 0);
+    const text = `${hex(rip, 16)} ${this.bytes(c, i).padEnd(30)} ${formatInsn(i, rip)}`;
+    // Only records the code cache keeps are stable (a store into their page replaces them); the
+    // scratch records of 16/32-bit code and of page-crossing instructions are reused.
+    const crossesPage = (c.startLo & 0xfff) + i.len > 0x1000;
+    if (c.mode === MODE_64 && !crossesPage) {
+      this.cache.set(i, { lo: c.startLo, hi: c.startHi, text });
+    }
+    return text;
   }
 
   /** The instruction's bytes, read where the fetch found them (already translated). */
