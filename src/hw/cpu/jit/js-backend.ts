@@ -20,7 +20,7 @@ import { execute } from '../execute.js';
 import { LF_ADC1, LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SBB1, LF_SUB, PARITY } from '../flags.js';
 import { type Insn, RIP_BASE } from '../insn.js';
 import * as H from '../ops.js';
-import { type BlockPlan, TIER_CALL, TIER_SIMD, TIER_SIMD_MEM } from './block.js';
+import { type BlockPlan, TIER_CALL, TIER_INLINE, TIER_SIMD, TIER_SIMD_MEM } from './block.js';
 import { executeSimdReg, isSimdStore } from '../sse.js';
 import { readMem, writeMem } from '../sse-operands.js';
 import { XMM_SRC } from '../simd-state.js';
@@ -630,6 +630,14 @@ class Emitter {
       this.emit(
         `const ${r0} = Math.imul(${a[0]}, ${b[0]}); const ${ov} = ${a[0]} * ${b[0]} !== ${r0};`,
       );
+    } else if (this.cfOfDeadAfter(this.k)) {
+      // CF/OF (whether the signed product overflowed, a 128-bit product) are overwritten before
+      // anything can see them: the low 64 bits are one 32 x 32 product and two cross terms.
+      r1 = this.tmp('r');
+      this.emit(
+        `U(${a[0]}, ${b[0]}); const ${ov} = false, ${r0} = W[0], ` +
+          `${r1} = (W[1] + Math.imul(${a[0]}, ${b[1]}) + Math.imul(${a[1]}, ${b[0]})) | 0;`,
+      );
     } else {
       r1 = this.tmp('r');
       this.emit(
@@ -638,6 +646,51 @@ class Emitter {
     }
     this.assignArith(`(${ov} ? 0x801 : 0) | ${Emitter.szp(size, r0, r1)}`, false);
     this.writeReg(i.reg, size, r0, r1);
+  }
+
+  /**
+   * Whether CF and OF as instruction `k` leaves them are dead: a later instruction of the block
+   * writes both before anything reads them, and nothing in between can fault (a fault shows
+   * RFLAGS to its handler) or leave the block. Conservative: anything not listed keeps them live.
+   */
+  private cfOfDeadAfter(k: number): boolean {
+    const insns = this.plan.insns;
+    for (let j = k + 1; j < insns.length; j++) {
+      const { insn: i, tier } = insns[j]!;
+      if (tier !== TIER_INLINE) return false;
+      const reg = i.rm >= 0; // no memory operand: cannot fault
+      switch (i.op) {
+        case H.H_ALU_EG:
+        case H.H_ALU_GE:
+        case H.H_ALU_EI:
+          if (!reg || i.sub === H.ALU_ADC || i.sub === H.ALU_SBB) return false;
+          return true;
+        case H.H_TEST_EG:
+        case H.H_TEST_EI:
+        case H.H_IMUL_GE:
+        case H.H_IMUL_GEI:
+          return reg;
+        case H.H_SHIFT_I: // inline: SHL/SHR/SAR/ROL/ROR at 32/64 bits; a count of 0 writes none
+          return reg && (i.imm & (i.osz === 8 ? 63 : 31)) !== 0;
+        case H.H_NOTNEG:
+          if (!reg) return false;
+          if (i.sub !== 2) return true; // NEG; NOT touches no flag
+          break;
+        case H.H_MOV_EG:
+        case H.H_MOV_GE:
+        case H.H_MOV_EI:
+        case H.H_MOVZX:
+        case H.H_MOVSX:
+          if (!reg) return false;
+          break;
+        case H.H_LEA:
+        case H.H_NOP:
+          break;
+        default:
+          return false;
+      }
+    }
+    return false;
   }
 
   /** Shift or rotate by an immediate, sizes 4 and 8 (shift() in execute.ts). */
@@ -1097,6 +1150,7 @@ export function compileBlock(plan: BlockPlan, hasCode: Uint8Array): BlockFn {
     'S',
     'RM',
     'WM',
+    'U',
     `"use strict"; return function block(c, left) {\n${src}\n};`,
   ) as (
     x: typeof execute,
@@ -1108,6 +1162,18 @@ export function compileBlock(plan: BlockPlan, hasCode: Uint8Array): BlockFn {
     s: typeof executeSimdReg,
     rm: typeof readMem,
     wm: typeof writeMem,
+    u: typeof umul32,
   ) => BlockFn;
-  return make(execute, records, hasCode, PARITY, imul64, w, executeSimdReg, readMem, writeMem);
+  return make(
+    execute,
+    records,
+    hasCode,
+    PARITY,
+    imul64,
+    w,
+    executeSimdReg,
+    readMem,
+    writeMem,
+    umul32,
+  );
 }
