@@ -41,10 +41,20 @@ export const FMT_REG: readonly Format[] = [24, 64, 53, 64].map((p) => ({
 }));
 export const FMT_EXT = FMT_REG[3]!;
 
+/** 2^k for the bit lengths the operations produce (products, quotients, aligned sums). */
+const POW2: readonly bigint[] = Array.from({ length: 400 }, (_, k) => 1n << BigInt(k));
+
 /** Number of bits of a positive BigInt. */
 export function bitLength(m: bigint): number {
-  const s = m.toString(16);
-  return s.length * 4 - (Math.clz32(parseInt(s[0]!, 16)) - 28);
+  // Number(m) rounds to nearest, so its exponent is the bit length or, when m rounds up to a
+  // power of two, one more; a comparison settles it without string conversion.
+  let n = Math.floor(Math.log2(Number(m))) + 1;
+  if (n > POW2.length) {
+    const s = m.toString(16);
+    return s.length * 4 - (Math.clz32(parseInt(s[0]!, 16)) - 28);
+  }
+  if (m < POW2[n - 1]!) n--;
+  return n;
 }
 
 // The rounded result: sign, significand and exponent of its last bit (value = sig * 2^q), and
@@ -52,6 +62,8 @@ export function bitLength(m: bigint): number {
 let rSign = 0;
 let rSig = 0n;
 let rQ = 0;
+/** The exponent of the result's leading bit (when rSig is not zero). */
+let rE = 0;
 let rInf = false;
 
 // The last roundAt: the multiple kept, and whether it was rounded up / inexact.
@@ -100,18 +112,27 @@ export function round(sign: number, m: bigint, q: number, f: Format, rc: number)
   let flags = 0;
   let sig = m;
   let qq = q;
+  // The exponent of the result's leading bit, tracked so the BigInt is measured only once.
+  let lead = e;
   if (at > q) {
     roundAt(sign, m, q, at, rc);
     sig = raKept;
     qq = at;
     if (raInexact) flags |= X_PE | (tiny ? X_UE : 0);
     if (raUp) flags |= X_C1;
-    if (sig !== 0n && bitLength(sig) > f.p) {
-      sig >>= 1n;
-      qq++;
+    if (e < at) {
+      // All bits were below the last place: the result is 0 or one unit.
+      lead = at;
+    } else if (raUp && sig === POW2[e - at + 1]) {
+      // The increment carried out of the top bit.
+      lead = e + 1;
+      if (e - at + 1 >= f.p) {
+        sig >>= 1n;
+        qq++;
+      }
     }
   }
-  if (sig !== 0n && qq + bitLength(sig) - 1 > f.emax) {
+  if (sig !== 0n && lead > f.emax) {
     // Overflow: infinity when the rounding goes away from zero, else the largest finite value.
     const toInf =
       rc === RC_NEAREST || (rc === RC_UP && sign === 0) || (rc === RC_DOWN && sign !== 0);
@@ -119,10 +140,12 @@ export function round(sign: number, m: bigint, q: number, f: Format, rc: number)
       rInf = true;
       return X_OE | X_PE | X_C1;
     }
-    rSig = (1n << BigInt(f.p)) - 1n;
+    rSig = POW2[f.p]! - 1n;
     rQ = f.emax - f.p + 1;
+    rE = f.emax;
     return X_OE | X_PE;
   }
+  rE = lead;
   rSig = sig;
   rQ = qq;
   return flags;
@@ -138,7 +161,7 @@ export function packReg(d: F80): void {
     setF80(d, rSign << 15, 0, 0);
     return;
   }
-  const e = rQ + bitLength(rSig) - 1;
+  const e = rE;
   let biased = 0;
   let sig: bigint;
   if (e >= REG_EMIN) {
@@ -155,7 +178,7 @@ function ieeeBits(f: Format): bigint {
   const frac = f.p - 1;
   if (rInf) return BigInt(2 * f.emax + 1) << BigInt(frac);
   if (rSig === 0n) return 0n;
-  const e = rQ + bitLength(rSig) - 1;
+  const e = rE;
   if (e < f.emin) return rSig << BigInt(rQ - f.qmin);
   const m = rSig << BigInt(frac - (e - rQ));
   return (BigInt(e + f.emax) << BigInt(frac)) | (m - (1n << BigInt(frac)));

@@ -1,16 +1,24 @@
 // x87 floating point (APM vol. 1, ch. 6; Intel SDM vol. 1, ch. 8; vol. 2/5 per instruction).
-// Registers hold the exact 80-bit double-extended value (f80.ts); arithmetic rounds as FCW.PC
-// (24/53/64-bit significand, the exponent range stays 15-bit) and FCW.RC say, with the masked
-// responses of the SDM: IE (SNaN, unsupported encodings, invalid combinations: the QNaN
-// indefinite; NaNs propagate with their payloads), DE (denormal and pseudo-denormal operands),
-// ZE, OE, UE (tiny after rounding and inexact) and PE, C1 when the result was rounded up. PC
-// applies to FADD/FSUB/FSUBR/FMUL/FDIV/FDIVR (all forms) and FSQRT only, as SDM 8.1.5.2 lists.
-// FLD/FST m80 copy the 80 bits; the constants are the exact values rounded to 64 bits by RC.
+// Registers hold the exact 80-bit double-extended value (f80.ts, SimdState.stSe/stHi/stLo), and
+// every result is rounded once from the exact value (f80-arith.ts, f80-round.ts):
 //
-// Exceptions are always handled as if masked: an unmasked one sets its FSW flag but never ES,
-// B or #MF (an OS that unmasks x87 exceptions would not see them). There are no transcendental
-// instructions (F2XM1, FYL2X, FYL2XP1, FPTAN, FPATAN, FSIN, FCOS, FSINCOS: #UD), nor FBLD/FBSTP.
-// The partial remainder of FPREM/FPREM1 (exponents 64 or more apart) reduces by 2^(D - 32).
+// - FCW.PC (24, 53 or 64 significand bits; the reserved 1 acts as 64, as the difftest's host
+//   does) applies to FADD/FSUB/FSUBR/FMUL/FDIV/FDIVR in all forms and FSQRT, as SDM 8.1.5.2
+//   lists; the exponent keeps its 15 bits. FCW.RC applies to all of them, FST m32/m64, FIST/FISTP,
+//   FRNDINT, FSCALE and the constants (the exact value rounded to 64 bits, without PE).
+// - Masked responses: IE with the QNaN indefinite for invalid operations and unsupported
+//   encodings (unnormals, pseudo-NaNs, pseudo-infinities), NaNs propagated with their payloads,
+//   DE for denormal and pseudo-denormal operands of arithmetic and compares (FST and FIST raise
+//   none; a NaN operand or a division by zero takes its place), ZE, OE, UE (tiny after rounding
+//   and inexact), PE, and C1 set when the result was rounded up. FLD/FSTP m80, FXSAVE/FXRSTOR,
+//   FNSAVE/FRSTOR and the VMSA world switch copy the 80 bits.
+// - FPREM/FPREM1 with exponents D >= 64 apart reduce partially (C2 set) by 2^(D - N) with
+//   N = 32 + D mod 32, the host's choice within the SDM's 32..63.
+//
+// Gaps: exceptions are always handled as if masked (an unmasked one sets its FSW flag but never
+// ES, B or #MF); there are no transcendental instructions (F2XM1, FYL2X, FYL2XP1, FPTAN, FPATAN,
+// FSIN, FCOS, FSINCOS are #UD) nor FBLD/FBSTP. The BigInt rounding makes an arithmetic
+// instruction cost about 1 us; x87 is not on Linux's hot paths.
 //
 // Implemented: FNINIT, FNCLEX, FWAIT, FLDCW/FNSTCW, FNSTSW (AX, m16), FNSTENV/FLDENV, FNSAVE/
 // FRSTOR, FLD/FST/FSTP (m32, m64, m80, ST(i)), FILD/FIST/FISTP (m16, m32, m64), FISTTP (m16,
@@ -233,6 +241,15 @@ function writeReal(c: Cpu, s: SimdState, size: number, x: F80): void {
       hi = (sg << 31) | 0x7ff00000 | ((h >>> 11) & 0xfffff);
       lo = (h << 21) | (l >>> 11);
     }
+  } else if (
+    !single &&
+    (x.lo & 0x7ff) === 0 &&
+    (x.se & 0x7fff) > 16383 - 1023 &&
+    (x.se & 0x7fff) < 16383 + 1024
+  ) {
+    // A float64 value in the float64 normal range (as FLD m64 and PC = double leave them): exact.
+    hi = (sign << 31) | (((x.se & 0x7fff) - 16383 + 1023) << 20) | ((x.hi >>> 11) & 0xfffff);
+    lo = (x.hi << 21) | (x.lo >>> 11);
   } else {
     // No DE: a denormal register is stored (rounded) like any other value.
     flags = round(sign, sigOf(x), qOf(x), single ? FMT_F32 : FMT_F64, (s.fcw >> 10) & 3);
