@@ -14,6 +14,7 @@ import {
   X_ZE,
 } from './f80.js';
 import { add, div, mul, prem, premQuotient, sqrt } from './f80-arith.js';
+import { fastAdd, fastMul } from './f80-fast.js';
 import { FMT_EXT, FMT_REG, type Format, packReg, round } from './f80-round.js';
 import { RC_DOWN, RC_NEAREST, RC_UP, RC_ZERO } from './simd-state.js';
 
@@ -240,5 +241,54 @@ describe('FPREM/FPREM1', () => {
     prem(seven, two, R, true);
     expect(toNumber(R)).toBe(-1);
     expect(premQuotient).toBe(4);
+  });
+});
+
+describe('the BigInt-free path for normal operands', () => {
+  const E = new F80();
+  /** The exact path's answer: the BigInt result rounded by f80-round.ts. */
+  function exact(
+    sign: number,
+    m: bigint,
+    q: number,
+    f: Format,
+    rc: number,
+  ): [number, number, bigint] {
+    if (m === 0n) return [0, rc === RC_DOWN ? 0x8000 : 0, 0n];
+    const flags = round(sign, m, q, f, rc);
+    packReg(E);
+    return [flags, ...bitsOf(E)];
+  }
+  /** Near exponents as often as far ones, so sums cancel and carry. */
+  const pair = fc.tuple(ext, ext, fc.integer({ min: -70, max: 70 }), fc.boolean());
+
+  it('fastAdd and fastMul agree with rounding the exact BigInt result (property)', () => {
+    fc.assert(
+      fc.property(
+        pair,
+        fc.constantFrom(...FMT_REG),
+        fc.integer({ min: 0, max: 3 }),
+        ([a, b, delta, near], f: Format, rc) => {
+          const eb = near ? Math.min(0x7ffe, Math.max(1, a.exp + delta)) : b.exp;
+          const x = f80((a.sign << 15) | a.exp, a.sig);
+          const y = f80((b.sign << 15) | eb, b.sig);
+          const qx = a.exp - 16383 - 63;
+          const qy = eb - 16383 - 63;
+          const q = Math.min(qx, qy);
+          const vx = (a.sig << BigInt(qx - q)) * (a.sign ? -1n : 1n);
+          const vy = (b.sig << BigInt(qy - q)) * (b.sign ? -1n : 1n);
+          for (const neg of [false, true]) {
+            const sum = neg ? vx - vy : vx + vy;
+            const want = exact(sum < 0n ? 1 : 0, sum < 0n ? -sum : sum, q, f, rc);
+            const flags = fastAdd(x, y, neg, R, f.p, rc);
+            if (flags >= 0) expect([flags, ...bitsOf(R)]).toEqual(want);
+          }
+          const flags = fastMul(x, y, R, f.p, rc);
+          const want = exact(a.sign ^ b.sign, a.sig * b.sig, qx + qy, f, rc);
+          if (flags >= 0) expect([flags, ...bitsOf(R)]).toEqual(want);
+        },
+      ),
+      { numRuns: 5000 },
+    );
   });
 });

@@ -8,7 +8,8 @@
 // Order of the checks, as SDM 4.9.2 ranks them: an unsupported encoding or an SNaN (IE), then
 // QNaN propagation, then the invalid combinations (IE, the indefinite), then denormal operands
 // (DE, and the operation goes on with the denormal), then division by zero (ZE), then the
-// rounding's OE/UE/PE.
+// rounding's OE/UE/PE. FADD/FSUB/FMUL of two normal operands with a normal result take the
+// BigInt-free path of f80-fast.ts first.
 
 import {
   classify,
@@ -17,6 +18,7 @@ import {
   F80_BIAS,
   K_DENORMAL,
   K_INF,
+  K_NORMAL,
   K_QNAN,
   K_SNAN,
   K_UNSUPPORTED,
@@ -32,6 +34,7 @@ import {
   X_PE,
   X_ZE,
 } from './f80.js';
+import { fastAdd, fastMul } from './f80-fast.js';
 import { bitLength, type Format, FMT_EXT, packReg, round, roundToInteger } from './f80-round.js';
 import { intInexact, intUp, intValue } from './f80-round.js';
 import { RC_DOWN, RC_ZERO } from './simd-state.js';
@@ -87,6 +90,10 @@ function finish(d: F80, sign: number, m: bigint, q: number, f: Format, rc: numbe
 export function add(a: F80, b: F80, negB: boolean, d: F80, f: Format, rc: number): number {
   const ka = classify(a);
   const kb = classify(b);
+  if (ka === K_NORMAL && kb === K_NORMAL) {
+    const flags = fastAdd(a, b, negB, d, f.p, rc);
+    if (flags >= 0) return flags;
+  }
   const sa = a.se >>> 15;
   const sb = (b.se >>> 15) ^ (negB ? 1 : 0);
   const nan = nanOrUnsupported(a, ka, b, kb, d);
@@ -133,6 +140,10 @@ export function add(a: F80, b: F80, negB: boolean, d: F80, f: Format, rc: number
 export function mul(a: F80, b: F80, d: F80, f: Format, rc: number): number {
   const ka = classify(a);
   const kb = classify(b);
+  if (ka === K_NORMAL && kb === K_NORMAL) {
+    const flags = fastMul(a, b, d, f.p, rc);
+    if (flags >= 0) return flags;
+  }
   const sign = (a.se ^ b.se) >>> 15;
   const nan = nanOrUnsupported(a, ka, b, kb, d);
   if (nan !== 0) return nan & ~SETTLED;

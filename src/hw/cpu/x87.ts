@@ -81,6 +81,7 @@ import {
   round,
   roundToInteger,
 } from './f80-round.js';
+import { f64FastHi, f64FastLo, fastToF64 } from './f80-fast.js';
 import {
   add,
   cmpResult,
@@ -224,6 +225,7 @@ function writeReal(c: Cpu, s: SimdState, size: number, x: F80): void {
   const single = size === 4;
   const k = classify(x);
   const sign = x.se >>> 15;
+  const fast = !single && k === K_NORMAL ? fastToF64(x, (s.fcw >> 10) & 3) : -1;
   let flags = 0;
   let hi: number;
   let lo = 0;
@@ -241,15 +243,11 @@ function writeReal(c: Cpu, s: SimdState, size: number, x: F80): void {
       hi = (sg << 31) | 0x7ff00000 | ((h >>> 11) & 0xfffff);
       lo = (h << 21) | (l >>> 11);
     }
-  } else if (
-    !single &&
-    (x.lo & 0x7ff) === 0 &&
-    (x.se & 0x7fff) > 16383 - 1023 &&
-    (x.se & 0x7fff) < 16383 + 1024
-  ) {
-    // A float64 value in the float64 normal range (as FLD m64 and PC = double leave them): exact.
-    hi = (sign << 31) | (((x.se & 0x7fff) - 16383 + 1023) << 20) | ((x.hi >>> 11) & 0xfffff);
-    lo = (x.hi << 21) | (x.lo >>> 11);
+  } else if (fast >= 0) {
+    // A float64 normal result, rounded without BigInt.
+    flags = fast;
+    hi = f64FastHi;
+    lo = f64FastLo;
   } else {
     // No DE: a denormal register is stored (rounded) like any other value.
     flags = round(sign, sigOf(x), qOf(x), single ? FMT_F32 : FMT_F64, (s.fcw >> 10) & 3);
