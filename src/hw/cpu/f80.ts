@@ -169,7 +169,10 @@ export function fromNumber(v: number, d: F80): void {
   f64ToF80Bits(BITS.getUint32(0), BITS.getUint32(4), d);
 }
 
-/** double-extended -> the nearest float64 (NaNs and unsupported encodings give NaN). */
+/**
+ * double-extended -> the nearest float64 (NaNs and unsupported encodings give NaN; below the
+ * float64 normal range the value can be rounded twice).
+ */
 export function toNumber(x: F80): number {
   const k = classify(x);
   const sign = x.se >>> 15 !== 0 ? -1 : 1;

@@ -17,8 +17,9 @@
 //
 // Gaps: exceptions are always handled as if masked (an unmasked one sets its FSW flag but never
 // ES, B or #MF); there are no transcendental instructions (F2XM1, FYL2X, FYL2XP1, FPTAN, FPATAN,
-// FSIN, FCOS, FSINCOS are #UD) nor FBLD/FBSTP. The BigInt rounding makes an arithmetic
-// instruction cost about 1 us; x87 is not on Linux's hot paths.
+// FSIN, FCOS, FSINCOS are #UD) nor FBLD/FBSTP. Speed: FADD/FSUB/FMUL of normal operands and
+// FST m64 round on 32-bit limbs (f80-fast.ts, about 0.3 us per instruction); the rest rounds on
+// BigInt (about 1 us). x87 is not on Linux's hot paths.
 //
 // Implemented: FNINIT, FNCLEX, FWAIT, FLDCW/FNSTCW, FNSTSW (AX, m16), FNSTENV/FLDENV, FNSAVE/
 // FRSTOR, FLD/FST/FSTP (m32, m64, m80, ST(i)), FILD/FIST/FISTP (m16, m32, m64), FISTTP (m16,
