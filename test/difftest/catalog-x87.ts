@@ -5,7 +5,7 @@
 // smallest normals, significands that round at the 24/53/64-bit boundaries, integers near 2^63,
 // infinities, QNaNs and SNaNs with payloads, and a few unsupported encodings (unnormals, pseudo-
 // NaNs, pseudo-infinities). Memory operands of every format are drawn the same way, raw bit
-// patterns included. Compared: FCW, the whole FSW (TOP, C0-C3, SF, IE, DE, ZE, OE, UE, PE), the
+// patterns included; FLDENV, FRSTOR and FXRSTOR load images of random bytes. Compared: FCW, the whole FSW (TOP, C0-C3, SF, IE, DE, ZE, OE, UE, PE), the
 // abridged tag word, every valid ST(i) as 80 bits, memory, registers and RFLAGS.
 
 import { Builder, type Case, emitModrm, finish, type Form, type Rng } from './forms.js';
@@ -218,7 +218,7 @@ function f64operand(r: Rng): bigint {
   return bits(number(r));
 }
 
-type MemKind = 'f32' | 'f64' | 'f80' | 'i16' | 'i32' | 'i64' | 'cw' | 'none';
+type MemKind = 'f32' | 'f64' | 'f80' | 'i16' | 'i32' | 'i64' | 'cw' | 'env' | 'fx' | 'none';
 
 const forms: Form[] = [];
 
@@ -226,7 +226,7 @@ function x87Form(
   name: string,
   o: {
     reg?: [number, number];
-    mem?: [number, number, number, MemKind];
+    mem?: [number | number[], number, number, MemKind];
     min?: number;
   },
 ): void {
@@ -245,7 +245,8 @@ function x87Form(
         finish(b);
       } else {
         const [esc, ext, size, kind] = o.mem!;
-        emitModrm(b, { opcode: [esc], regField: ext, ext: true, e: { mem: true, size } });
+        const opcode = typeof esc === 'number' ? [esc] : esc;
+        emitModrm(b, { opcode, regField: ext, ext: true, e: { mem: true, size } });
         const at = b.memOff;
         switch (kind) {
           case 'f32':
@@ -285,6 +286,20 @@ function x87Form(
             b.mem.push([at, BigInt(cw) | (BigInt(r.u32()) << 16n)]);
             break;
           }
+          case 'env': {
+            // FLDENV's tag word marks only the registers this case loaded (physical 8 - n .. 7)
+            // as in use: the others hold what earlier cases left, which the host's context
+            // switches may have reset.
+            let tags = 0;
+            for (let p = 0; p < 8; p++) tags |= (p < 8 - n ? 3 : r.int(3)) << (2 * p);
+            b.mem.push([at, r.u64()], [at + 8, BigInt(tags) | (r.u64() & ~0xffffn)]);
+            break;
+          }
+          case 'fx':
+            // An FXRSTOR image: a valid MXCSR, any FCW/FSW/FTW/FOP; the registers are the
+            // case's random data.
+            b.mem.push([at, r.u64()], [at + 24, 0x1f80n | (BigInt(r.u32()) << 32n)]);
+            break;
           default:
         }
         finish(b);
@@ -374,6 +389,11 @@ x87Form('fistp m16int', { mem: [0xdf, 3, 2, 'none'] });
 x87Form('fild m64int', { mem: [0xdf, 5, 8, 'i64'] });
 x87Form('fistp m64int', { mem: [0xdf, 7, 8, 'none'] });
 x87Form('fisttp m16int', { mem: [0xdf, 1, 2, 'none'] });
+// The 28-byte environment and the 108-byte state from the case's random data: the registers'
+// 80 bits must arrive unchanged, whatever they encode.
+x87Form('fldenv m28', { mem: [0xd9, 4, 28, 'env'] });
+x87Form('frstor m108', { mem: [0xdd, 4, 108, 'none'] });
+x87Form('fxrstor m512 (x87 state)', { mem: [[0x0f, 0xae], 1, 512, 'fx'] });
 x87Form('fisttp m32int', { mem: [0xdb, 1, 4, 'none'] });
 x87Form('fisttp m64int', { mem: [0xdd, 1, 8, 'none'] });
 

@@ -22,7 +22,7 @@ import { executeCmp, executeComi, executeCvt, executeFp } from './sse-fp.js';
 import { executePint, executeShiftImm } from './sse-int.js';
 import { checkAligned, readMem, srcW, sseCheck, writeMem, x87Check } from './sse-operands.js';
 import * as T from './sse-table.js';
-import { executeX87, fcwValue, fwait } from './x87.js';
+import { executeX87, fcwValue, fwait, statusWithSummary } from './x87.js';
 
 /** Executes a SIMD or x87 instruction (handlers H_SIMD_FIRST..H_SIMD_LAST). */
 /**
@@ -497,7 +497,7 @@ function fxrstor(c: Cpu, wide: boolean): void {
     }
   }
   st.fcw = fcwValue(w0);
-  st.fsw = (w0 >>> 16) & ~0x3800;
+  st.fsw = statusWithSummary(w0 >>> 16, st.fcw); // ES and B follow the unmasked flags
   st.top = (w0 >>> 27) & 7;
   st.setAbridgedTag(w1 & 0xff);
   st.fop = (w1 >>> 16) & 0x7ff;

@@ -330,6 +330,15 @@ function fullTag(s: SimdState): number {
   return t;
 }
 
+/**
+ * A loaded FSW (without TOP) with ES and B recomputed from it and FCW: set when an exception flag
+ * is unmasked, as FLDENV/FRSTOR/FXRSTOR leave them (SDM 8.1.3.1; the difftest's host agrees).
+ */
+export function statusWithSummary(fsw: number, fcw: number): number {
+  const pending = (fsw & ~fcw & 0x3f) !== 0;
+  return (fsw & 0x7f7f & ~0x3800) | (pending ? 0x8080 : 0);
+}
+
 /** FNSTENV/FNSAVE's 28-byte protected-mode environment (APM vol. 1, figure 6-12). */
 function storeEnv(c: Cpu, s: SimdState): void {
   const words = [s.fcw, s.fswFull, fullTag(s), s.fip, (s.fop & 0x7ff) << 16, s.fdp, 0];
@@ -346,7 +355,7 @@ function loadEnv(c: Cpu, s: SimdState): void {
     w.push(c.read32(lo, lo >>> 0 < c.a0 >>> 0 ? (c.a1 + 1) | 0 : c.a1));
   }
   s.fcw = fcwValue(w[0]!);
-  s.fsw = w[1]! & 0xffff & ~0x3800;
+  s.fsw = statusWithSummary(w[1]!, s.fcw);
   s.top = (w[1]! >> 11) & 7;
   for (let p = 0; p < 8; p++) s.empty[p] = ((w[2]! >> (2 * p)) & 3) === 3 ? 1 : 0;
   s.fip = w[3]!;
