@@ -164,7 +164,7 @@ function value80(r: Rng, near: number): bigint {
       // Infinities and NaNs: quiet or signalling, with payloads, and the indefinite.
       const kind = r.int(4);
       if (kind === 0) return make(sign, 0x7fff, J);
-      if (kind === 1) return make(1, 0x7fff, J | (J >> 1n));
+      if (kind === 1) return make(sign, 0x7fff, J | (J >> 1n)); // the indefinite, or its positive twin
       const payload = r.u64() & ((1n << 62n) - 1n);
       return make(sign, 0x7fff, J | (kind === 2 ? J >> 1n : 0n) | (payload === 0n ? 1n : payload));
     }
