@@ -332,7 +332,7 @@ function fullTag(s: SimdState): number {
 
 /**
  * A loaded FSW (without TOP) with ES and B recomputed from it and FCW: set when an exception flag
- * is unmasked, as FLDENV/FRSTOR/FXRSTOR leave them (SDM 8.1.3.1; the difftest's host agrees).
+ * is unmasked, as FLDENV/FRSTOR/FXRSTOR leave them (SDM 8.1.3; the difftest's host agrees).
  */
 export function statusWithSummary(fsw: number, fcw: number): number {
   const pending = (fsw & ~fcw & 0x3f) !== 0;
