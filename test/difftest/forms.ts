@@ -24,14 +24,14 @@ export interface Case {
   readonly undef: number;
   /** SIMD state (MXCSR and XMM0-15 as 32 qwords, low first), when the form uses it. */
   readonly simd?: SimdCase;
-  /** x87 state: FCW and the values loaded (ST0 first, as float64 bits). */
+  /** x87 state: FCW and the values loaded (ST0 first, 80 bits: significand | sign-exponent << 64). */
   readonly x87?: X87Case;
 }
 
 export interface X87Case {
   fcw: number;
   st: bigint[];
-  /** FSW bits compared (PE/UE/OE/DE and C1 are not tracked by the simulator). */
+  /** FSW bits compared. */
   fswMask: number;
 }
 

@@ -14,8 +14,9 @@
  *   X <mxcsr> <xmm0 low> <xmm0 high> ... <xmm15 high>
  * to set MXCSR and XMM0-15 (otherwise MXCSR = 0x1f80 and the XMM registers are zero); the answer
  * then ends with the same section holding their final values. After it may come
- *   F <fcw> <n> <st0 as double bits> ... <st(n-1)>
- * to start from FNINIT, FLDCW fcw and n loaded values; the answer then ends with
+ *   F <fcw> <n> (<significand> <sign and exponent>)*n
+ * to start from FNINIT, FLDCW fcw and n 80-bit values loaded (ST0 first, by FLD m80, which loads
+ * any encoding unchanged and raises nothing); the answer then ends with
  *   F <fcw> <fsw> <abridged ftw> (<significand> <sign and exponent>)*8
  * (ST0..ST7 as FXSAVE stores them).
  *
@@ -242,13 +243,15 @@ int main(void) {
       s++;
       uint16_t fcw = (uint16_t)strtoul(s, &s, 16);
       int nst = (int)strtol(s, &s, 16);
-      double st[8];
+      unsigned char st[8][10];
       for (int k = 0; k < nst && k < 8; k++) {
-        uint64_t bits = strtoull(s, &s, 16);
-        memcpy(&st[k], &bits, 8);
+        uint64_t sig = strtoull(s, &s, 16);
+        uint16_t se = (uint16_t)strtoul(s, &s, 16);
+        memcpy(st[k], &sig, 8);
+        memcpy(st[k] + 8, &se, 2);
       }
       __asm__ volatile("fninit\n fldcw %0" : : "m"(fcw));
-      for (int k = (nst < 8 ? nst : 8) - 1; k >= 0; k--) __asm__ volatile("fldl %0" : : "m"(st[k]));
+      for (int k = (nst < 8 ? nst : 8) - 1; k >= 0; k--) __asm__ volatile("fldt %0" : : "m"(st[k]));
     }
     memcpy(initial, data, DATA_SIZE);
 

@@ -13,7 +13,6 @@ import {
   type TranslateResult,
   type Translator,
 } from '../../src/hw/cpu/index.js';
-import { f64ToF80 } from '../../src/hw/cpu/x87.js';
 import { FORMS } from './catalog.js';
 import { type Case, DF, Rng } from './forms.js';
 import { CODE, DATA, DATA_SIZE, fillPattern, INSN_OFF, LANDINGS } from './layout.js';
@@ -111,7 +110,8 @@ export function caseLine(c: Case): string {
   for (const [off, v] of c.mem) parts.push(hex(off), hex(v & ((1n << 64n) - 1n)));
   if (c.simd !== undefined) parts.push('X', hex(c.simd.mxcsr), ...c.simd.xmm.map((v) => hex(v)));
   if (c.x87 !== undefined) {
-    parts.push('F', hex(c.x87.fcw), hex(c.x87.st.length), ...c.x87.st.map((v) => hex(v)));
+    parts.push('F', hex(c.x87.fcw), hex(c.x87.st.length));
+    for (const v of c.x87.st) parts.push(hex(v & ((1n << 64n) - 1n)), hex(v >> 64n));
   }
   return parts.join(' ');
 }
@@ -179,11 +179,9 @@ export class Simulated {
     simd.fninit();
     if (c.x87 !== undefined) {
       simd.fcw = c.x87.fcw;
-      const bits = new DataView(new ArrayBuffer(8));
       for (let k = Math.min(c.x87.st.length, 8) - 1; k >= 0; k--) {
-        bits.setBigUint64(0, c.x87.st[k]!, true);
         simd.top = (simd.top - 1) & 7;
-        simd.st[simd.top] = bits.getFloat64(0, true);
+        simd.setSt(simd.top, c.x87.st[k]!);
         simd.empty[simd.top] = 0;
       }
     }
@@ -219,12 +217,11 @@ export class Simulated {
     const out: Outcome = { land, signal, rip, flags: cpu.rflags, regs, mem: changes };
     if (c.x87 !== undefined) {
       const st: [bigint, number][] = [];
-      const f80 = new DataView(new ArrayBuffer(10));
       let ftw = 0;
       for (let k = 0; k < 8; k++) {
         if (simd.empty[k] === 0) ftw |= 1 << k;
-        f64ToF80(simd.st[(simd.top + k) & 7]!, f80);
-        st.push([f80.getBigUint64(0, true), f80.getUint16(8, true)]);
+        const v = simd.getSt((simd.top + k) & 7);
+        st.push([v & ((1n << 64n) - 1n), Number(v >> 64n)]);
       }
       out.x87 = { fcw: simd.fcw, fsw: simd.fswFull, ftw, st };
     }

@@ -7,8 +7,13 @@
 // (V8 may quiet a signalling NaN), so float views are read only by arithmetic, which handles NaNs
 // from their bit patterns first.
 //
-// x87 registers are held as float64 (see x87.ts for the precision caveat): `st` is indexed by
-// physical register number 0..7, ST(i) is st[(top + i) & 7].
+// x87 registers hold the exact 80-bit double-extended value as three typed arrays indexed by
+// physical register number 0..7 (ST(i) is register (top + i) & 7): `stSe` the sign and exponent,
+// `stHi`/`stLo` the significand's high and low 32 bits (bit 31 of stHi is the integer bit J).
+
+import { F80, fromNumber, toNumber } from './f80.js';
+
+const SCRATCH = new F80();
 
 /** MXCSR bits (APM vol. 1, 4.2.2). */
 export const MXCSR_IE = 0x1;
@@ -57,8 +62,10 @@ export class SimdState {
   readonly f64 = new Float64Array(this.buf);
   mxcsr = MXCSR_DEFAULT;
 
-  /** x87 physical registers 0..7 (float64, see the file comment). */
-  readonly st = new Float64Array(8);
+  /** x87 physical registers 0..7 (see the file comment). */
+  readonly stSe = new Uint16Array(8);
+  readonly stHi = new Uint32Array(8);
+  readonly stLo = new Uint32Array(8);
   /** Tag per physical register: true = empty. */
   readonly empty = new Uint8Array(8).fill(1);
   top = 0;
@@ -105,6 +112,33 @@ export class SimdState {
   /** Sets every register's tag from an abridged tag word (bits 15:8 are ignored). */
   setAbridgedTag(ftw: number): void {
     for (let p = 0; p < 8; p++) this.empty[p] = (ftw >> p) & 1 ? 0 : 1;
+  }
+
+  /** Physical x87 register p as its 80 bits: significand | sign-and-exponent << 64. */
+  getSt(p: number): bigint {
+    return (BigInt(this.stSe[p]!) << 64n) | (BigInt(this.stHi[p]!) << 32n) | BigInt(this.stLo[p]!);
+  }
+
+  /** Physical x87 register p as the nearest float64 (tests and tools). */
+  stNumber(p: number): number {
+    SCRATCH.se = this.stSe[p]!;
+    SCRATCH.hi = this.stHi[p]!;
+    SCRATCH.lo = this.stLo[p]!;
+    return toNumber(SCRATCH);
+  }
+
+  /** Physical x87 register p = v, exactly (tests and tools; the tag is not changed). */
+  setStNumber(p: number, v: number): void {
+    fromNumber(v, SCRATCH);
+    this.stSe[p] = SCRATCH.se;
+    this.stHi[p] = SCRATCH.hi;
+    this.stLo[p] = SCRATCH.lo;
+  }
+
+  setSt(p: number, v: bigint): void {
+    this.stLo[p] = Number(v & 0xffffffffn);
+    this.stHi[p] = Number((v >> 32n) & 0xffffffffn);
+    this.stSe[p] = Number((v >> 64n) & 0xffffn);
   }
 
   /** XMM register n as a 128-bit bigint (tests and tools, not the hot path). */

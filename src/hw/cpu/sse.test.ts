@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { Cpu } from './cpu.js';
 import { Interpreter, STOP_EXCEPTION } from './interpreter.js';
 import { FlatTranslator } from './translator.js';
-import { f64ToF80, f80ToF64 } from './x87.js';
+import { F80, fromNumber, toNumber } from './f80.js';
 
 const CODE = 0x1000;
 const DATA = 0x2000; // 16-byte aligned scratch area; the window ends at 0x4000
@@ -158,7 +158,7 @@ describe('x87', () => {
     expect(run('dbf1')).toBe(-1); // fcomi st, st(1)
     expect(cpu.rflags & 0x45).toBe(1); // CF
     expect(run('def9')).toBe(-1); // fdivp st(1), st: ST1 = 2.25 / 1.5, pop
-    expect(cpu.simd.st[cpu.simd.top]).toBe(1.5);
+    expect(cpu.simd.stNumber(cpu.simd.top)).toBe(1.5);
   });
 
   it('FISTP rounds by FCW.RC and stores the integer indefinite on overflow', () => {
@@ -188,35 +188,37 @@ describe('x87', () => {
     expect(run('dd30')).toBe(-1); // fnsave [rax]
     expect(cpu.simd.empty.every((e) => e === 1)).toBe(true);
     expect(run('dd20')).toBe(-1); // frstor [rax]
-    expect(cpu.simd.st[cpu.simd.top]).toBe(1);
-    expect(cpu.simd.st[(cpu.simd.top + 1) & 7]).toBe(Math.PI);
+    expect(cpu.simd.getSt(cpu.simd.top)).toBe(0x3fff_8000_0000_0000_0000n);
+    // FLDPI's 64-bit significand (rounded to nearest), not the float64 pi.
+    expect(cpu.simd.getSt((cpu.simd.top + 1) & 7)).toBe(0x4000_c90f_daa2_2168_c235n);
     expect(run('dbe3')).toBe(-1);
     expect(cpu.simd.fswFull).toBe(0);
     expect(cpu.simd.fcw).toBe(0x37f);
   });
 
   it('converts float64 to 80-bit and back exactly (property)', () => {
-    const dv = new DataView(new ArrayBuffer(10));
+    const x80 = new F80();
     fc.assert(
       fc.property(fc.double({ noNaN: true }), (x) => {
-        f64ToF80(x, dv);
-        expect(Object.is(f80ToF64(dv), x)).toBe(true);
+        fromNumber(x, x80);
+        expect(Object.is(toNumber(x80), x)).toBe(true);
       }),
       { numRuns: 2000 },
     );
-    f64ToF80(1, dv);
-    expect(Buffer.from(dv.buffer).toString('hex')).toBe('0000000000000080ff3f');
-    f64ToF80(-Infinity, dv);
-    expect(Buffer.from(dv.buffer).toString('hex')).toBe('0000000000000080ffff');
+    fromNumber(1, x80);
+    expect([x80.se, x80.hi, x80.lo]).toEqual([0x3fff, 0x80000000, 0]);
+    fromNumber(-Infinity, x80);
+    expect([x80.se, x80.hi, x80.lo]).toEqual([0xffff, 0x80000000, 0]);
   });
 
-  it('rounds an 80-bit significand once to nearest-even', () => {
-    const dv = new DataView(new ArrayBuffer(10));
+  it('rounds an 80-bit significand once to nearest-even when read as a number', () => {
     // 1 + 2^-53 (a tie) rounds to 1; 1 + 2^-53 + 2^-63 rounds up.
-    dv.setBigUint64(0, 0x8000000000000400n, true);
-    dv.setUint16(8, 0x3fff, true);
-    expect(f80ToF64(dv)).toBe(1);
-    dv.setBigUint64(0, 0x8000000000000401n, true);
-    expect(f80ToF64(dv)).toBe(1 + 2 ** -52);
+    const x80 = new F80();
+    x80.se = 0x3fff;
+    x80.hi = 0x80000000;
+    x80.lo = 0x400;
+    expect(toNumber(x80)).toBe(1);
+    x80.lo = 0x401;
+    expect(toNumber(x80)).toBe(1 + 2 ** -52);
   });
 });

@@ -22,7 +22,7 @@ import { executeCmp, executeComi, executeCvt, executeFp } from './sse-fp.js';
 import { executePint, executeShiftImm } from './sse-int.js';
 import { checkAligned, readMem, srcW, sseCheck, writeMem, x87Check } from './sse-operands.js';
 import * as T from './sse-table.js';
-import { executeX87, f64ToF80, f80ToF64, fcwValue, fwait } from './x87.js';
+import { executeX87, fcwValue, fwait, statusWithSummary } from './x87.js';
 
 /** Executes a SIMD or x87 instruction (handlers H_SIMD_FIRST..H_SIMD_LAST). */
 /**
@@ -423,10 +423,10 @@ function at(c: Cpu, off: number, out: Int32Array): void {
 const ADDR = new Int32Array(2);
 // FXRSTOR reads the whole image before changing state (kernels do this on every context switch,
 // so the staging buffers are allocated once).
-const FX_REGS = new Float64Array(8);
+const FX_SE = new Uint16Array(8);
+const FX_HI = new Int32Array(8);
+const FX_LO = new Int32Array(8);
 const FX_XMM = new Int32Array(64);
-const F80 = new Uint8Array(10);
-const F80V = new DataView(F80.buffer);
 
 function fxsave(c: Cpu, wide: boolean): void {
   const st = c.simd;
@@ -446,11 +446,12 @@ function fxsave(c: Cpu, wide: boolean): void {
   at(c, FX_MXCSR, a);
   c.write64(a[0]!, a[1]!, st.mxcsr, MXCSR_MASK);
   for (let k = 0; k < 8; k++) {
-    f64ToF80(st.st[(st.top + k) & 7]!, F80V);
+    // The 80-bit register exactly: significand, then sign and exponent (bytes 10-15 zero).
+    const p = (st.top + k) & 7;
     at(c, FX_ST0 + FX_ST_STRIDE * k, a);
-    c.write64(a[0]!, a[1]!, F80V.getInt32(0, true), F80V.getInt32(4, true));
+    c.write64(a[0]!, a[1]!, st.stLo[p]! | 0, st.stHi[p]! | 0);
     at(c, FX_ST0 + FX_ST_STRIDE * k + 8, a);
-    c.write64(a[0]!, a[1]!, F80V.getUint16(8, true), 0);
+    c.write64(a[0]!, a[1]!, st.stSe[p]!, 0);
   }
   if ((c.cr4 & 0x200) !== 0) {
     const x = st.x32;
@@ -479,14 +480,12 @@ function fxrstor(c: Cpu, wide: boolean): void {
   const fip = c.read64(a[0]!, a[1]!);
   at(c, FX_FDP, a);
   const fdp = c.read64(a[0]!, a[1]!);
-  const regs = FX_REGS;
   for (let k = 0; k < 8; k++) {
     at(c, FX_ST0 + FX_ST_STRIDE * k, a);
-    F80V.setInt32(0, c.read64(a[0]!, a[1]!), true);
-    F80V.setInt32(4, c.v1, true);
+    FX_LO[k] = c.read64(a[0]!, a[1]!);
+    FX_HI[k] = c.v1;
     at(c, FX_ST0 + FX_ST_STRIDE * k + 8, a);
-    F80V.setUint16(8, c.read16(a[0]!, a[1]!), true);
-    regs[k] = f80ToF64(F80V);
+    FX_SE[k] = c.read16(a[0]!, a[1]!);
   }
   const xmm = FX_XMM;
   const withXmm = (c.cr4 & 0x200) !== 0;
@@ -498,13 +497,18 @@ function fxrstor(c: Cpu, wide: boolean): void {
     }
   }
   st.fcw = fcwValue(w0);
-  st.fsw = (w0 >>> 16) & ~0x3800;
+  st.fsw = statusWithSummary(w0 >>> 16, st.fcw); // ES and B follow the unmasked flags
   st.top = (w0 >>> 27) & 7;
   st.setAbridgedTag(w1 & 0xff);
   st.fop = (w1 >>> 16) & 0x7ff;
   st.fip = fip;
   st.fdp = fdp;
-  for (let k = 0; k < 8; k++) st.st[(st.top + k) & 7] = regs[k]!;
+  for (let k = 0; k < 8; k++) {
+    const p = (st.top + k) & 7;
+    st.stSe[p] = FX_SE[k]!;
+    st.stHi[p] = FX_HI[k]!;
+    st.stLo[p] = FX_LO[k]!;
+  }
   st.mxcsr = mxcsr;
   if (withXmm) st.x32.set(xmm, 0);
   void wide;

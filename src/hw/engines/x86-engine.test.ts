@@ -269,7 +269,9 @@ describe('x86 engine: VMRUN, exits, resume', () => {
       // guest's registers.
       const simd = r.engine.cpuOf(vcpu)!.simd;
       simd.x32.fill(0);
-      simd.st.fill(0);
+      simd.stSe.fill(0);
+      simd.stHi.fill(0);
+      simd.stLo.fill(0);
       simd.fninit();
       return 'resume';
     });

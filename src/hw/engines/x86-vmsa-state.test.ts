@@ -30,7 +30,8 @@ interface SimdFields {
   readonly fop: number;
   readonly fip: number;
   readonly fdp: number;
-  readonly st: number[];
+  /** Physical registers as 80-bit values. */
+  readonly st: bigint[];
 }
 
 /** Any state the CPU can hold: FCW as FLDCW leaves it, FSW without TOP, FOP 11 bits. */
@@ -47,7 +48,8 @@ const simdState = fc.record<SimdFields>({
   fop: fc.integer({ min: 0, max: 0x7ff }),
   fip: fc.integer({ min: -0x8000_0000, max: 0x7fff_ffff }),
   fdp: fc.integer({ min: -0x8000_0000, max: 0x7fff_ffff }),
-  st: fc.array(fc.double(), { minLength: 8, maxLength: 8 }),
+  // Any 80 bits, NaN payloads and unsupported encodings included: the switch copies them exactly.
+  st: fc.array(fc.bigInt({ min: 0n, max: (1n << 80n) - 1n }), { minLength: 8, maxLength: 8 }),
 });
 
 function setSimd(c: Cpu, f: SimdFields): void {
@@ -59,7 +61,7 @@ function setSimd(c: Cpu, f: SimdFields): void {
   s.top = f.top;
   for (let p = 0; p < 8; p++) {
     s.empty[p] = f.empty[p]! ? 1 : 0;
-    s.st[p] = f.st[p]!;
+    s.setSt(p, f.st[p]!);
   }
   s.fop = f.fop;
   s.fip = f.fip;
@@ -78,7 +80,7 @@ function simdOf(c: Cpu): SimdFields {
     fop: s.fop,
     fip: s.fip,
     fdp: s.fdp,
-    st: Array.from(s.st),
+    st: Array.from({ length: 8 }, (_, p) => s.getSt(p)),
   };
 }
 
@@ -129,7 +131,7 @@ describe('x86 world switch: x87/SSE state', () => {
     const c = cpu();
     const s = c.simd;
     s.top = 3;
-    s.st.set([10, 20, 30, 1, 2, 40, 50, 60]);
+    [10, 20, 30, 1, 2, 40, 50, 60].forEach((x, p) => s.setStNumber(p, x));
     s.empty.set([1, 1, 1, 0, 0, 1, 1, 1]);
     s.fsw = 0x4100; // C3, C0
     const page = VMSA.alloc();
@@ -150,7 +152,9 @@ describe('x86 world switch: x87/SSE state', () => {
     loadFromVmsa(d, v);
     expect(d.simd.top).toBe(3);
     expect(d.simd.fsw).toBe(0x4100);
-    expect(Array.from(d.simd.st)).toEqual([10, 20, 30, 1, 2, 40, 50, 60]);
+    expect(Array.from({ length: 8 }, (_, p) => d.simd.stNumber(p))).toEqual([
+      10, 20, 30, 1, 2, 40, 50, 60,
+    ]);
     expect(Array.from(d.simd.empty)).toEqual([1, 1, 1, 0, 0, 1, 1, 1]);
   });
 
@@ -164,7 +168,7 @@ describe('x86 world switch: x87/SSE state', () => {
     VMSA.set(page, 'x87Ftw', 0x01);
     const c = cpu();
     loadFromVmsa(c, v);
-    expect(c.simd.st[0]).toBe(-3);
+    expect(c.simd.stNumber(0)).toBe(-3);
     expect(c.simd.empty[0]).toBe(0);
   });
 

@@ -12,9 +12,9 @@
 // field, `x87_ftw = i387.twd`): X87_FTW is FXSAVE's abridged tag (bit p = physical register p
 // valid), X87_FSW carries TOP in bits 13:11, and FPREG_X87 holds ST(i) in stack order with the
 // significands and the sign/exponent words split (VMSA_X87_SIGN_EXPONENT in src/arch/vmsa.ts).
-// The 80-bit values go through the same float64 conversions as FXSAVE/FXRSTOR (x87.ts, with its
-// precision caveat: NaN payloads become the indefinite). XMM words are copied as int32, never
-// through a float view, so signalling NaNs keep their bits.
+// The 80-bit values are copied bit for bit, as FXSAVE/FXRSTOR do (the CPU holds them exactly,
+// simd-state.ts). XMM words are copied as int32, never through a float view, so signalling NaNs
+// keep their bits.
 //
 // Not carried: XCR0 and XSS (the Cpu has neither: no XSAVE, XSETBV or XSS MSR, so the VMSA's
 // values stay as they were), the YMM upper halves (no AVX) and X87_CS/X87_DS (the CPU keeps FIP
@@ -31,7 +31,7 @@ import {
 import type { Cpu } from '../cpu/cpu.js';
 import { debugChanged } from '../cpu/debug.js';
 import { MXCSR_MASK, type SimdState } from '../cpu/simd-state.js';
-import { f64ToF80, f80ToF64, fcwValue } from '../cpu/x87.js';
+import { fcwValue } from '../cpu/x87.js';
 
 const AT = {
   rip: VMSA.offset('rip'),
@@ -102,8 +102,6 @@ const FP = {
 } as const;
 /** FSW.TOP, bits 13:11. */
 const FSW_TOP = 0x3800;
-/** One 80-bit register in FXSAVE byte order, the staging area of the conversions. */
-const F80 = new DataView(new ArrayBuffer(10));
 
 /** The x87/SSE fields of the VMSA into `s`. */
 function loadSimd(s: SimdState, v: DataView): void {
@@ -124,11 +122,11 @@ function loadSimd(s: SimdState, v: DataView): void {
   s.fip = v.getInt32(FP.x87Rip, true);
   s.fdp = v.getInt32(FP.x87Dp, true);
   for (let i = 0; i < 8; i++) {
-    F80.setInt32(0, v.getInt32(FP.fpregX87 + VMSA_X87_SIGNIFICAND + 8 * i, true), true);
-    F80.setInt32(4, v.getInt32(FP.fpregX87 + VMSA_X87_SIGNIFICAND + 8 * i + 4, true), true);
-    F80.setUint16(8, v.getUint16(FP.fpregX87 + VMSA_X87_SIGN_EXPONENT + 2 * i, true), true);
-    // ST(i) is physical register (TOP + i) mod 8.
-    s.st[(s.top + i) & 7] = f80ToF64(F80);
+    // ST(i) is physical register (TOP + i) mod 8; the 80 bits are copied exactly.
+    const p = (s.top + i) & 7;
+    s.stLo[p] = v.getUint32(FP.fpregX87 + VMSA_X87_SIGNIFICAND + 8 * i, true);
+    s.stHi[p] = v.getUint32(FP.fpregX87 + VMSA_X87_SIGNIFICAND + 8 * i + 4, true);
+    s.stSe[p] = v.getUint16(FP.fpregX87 + VMSA_X87_SIGN_EXPONENT + 2 * i, true);
   }
 }
 
@@ -144,10 +142,10 @@ function saveSimd(s: SimdState, v: DataView): void {
   v.setBigUint64(FP.x87Rip, BigInt(s.fip >>> 0), true);
   v.setBigUint64(FP.x87Dp, BigInt(s.fdp >>> 0), true);
   for (let i = 0; i < 8; i++) {
-    f64ToF80(s.st[(s.top + i) & 7]!, F80);
-    v.setInt32(FP.fpregX87 + VMSA_X87_SIGNIFICAND + 8 * i, F80.getInt32(0, true), true);
-    v.setInt32(FP.fpregX87 + VMSA_X87_SIGNIFICAND + 8 * i + 4, F80.getInt32(4, true), true);
-    v.setUint16(FP.fpregX87 + VMSA_X87_SIGN_EXPONENT + 2 * i, F80.getUint16(8, true), true);
+    const p = (s.top + i) & 7;
+    v.setUint32(FP.fpregX87 + VMSA_X87_SIGNIFICAND + 8 * i, s.stLo[p]!, true);
+    v.setUint32(FP.fpregX87 + VMSA_X87_SIGNIFICAND + 8 * i + 4, s.stHi[p]!, true);
+    v.setUint16(FP.fpregX87 + VMSA_X87_SIGN_EXPONENT + 2 * i, s.stSe[p]!, true);
   }
 }
 
