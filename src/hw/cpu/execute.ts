@@ -172,7 +172,6 @@ function alu(
  */
 function shift(c: Cpu, i: Insn, kind: number, count: number): void {
   const size = i.osz;
-  const bits = size * 8;
   const n = count & (size === 8 ? 63 : 31);
   const v0 = readE(c, i, size);
   const v1 = c.v1;
@@ -182,7 +181,24 @@ function shift(c: Cpu, i: Insn, kind: number, count: number): void {
     if (size === 4 && i.rm >= 0) c.setReg(i.rm, 4, v0, 0);
     return;
   }
-  const f = c.flags;
+  const r0 = shiftValue(c.flags, kind, size, v0, v1, n);
+  writeE(c, i, size, r0, w[1]!);
+}
+
+/**
+ * `shift`'s operation on a value: shift/rotate `kind` of v1:v0 (`size` bytes) by the masked count
+ * `n` (1..63); assigns the flags in `f` and returns the result's low half, its high half in
+ * `arith.w[1]`. The JIT calls it for shifts by CL.
+ */
+export function shiftValue(
+  f: LazyFlags,
+  kind: number,
+  size: number,
+  v0: number,
+  v1: number,
+  n: number,
+): number {
+  const bits = size * 8;
   let r0 = 0;
   let r1 = 0;
   let cf = 0;
@@ -304,7 +320,8 @@ function shift(c: Cpu, i: Insn, kind: number, count: number): void {
       of = topBit(size, r0, r1) ^ cf;
       shiftFlags(f, size, r0, r1, cf, of);
   }
-  writeE(c, i, size, r0, r1);
+  w[1] = r1;
+  return r0;
 }
 
 function shiftFlags(

@@ -149,6 +149,8 @@ export function tierFor(i: Insn): number {
   // Shifts by an immediate are generated for SHL/SHR/SAR/ROL/ROR of 32 and 64 bits; RCL/RCR and
   // narrow operands go through execute.
   if (i.op === H.H_SHIFT_I && i.osz >= 4 && i.sub !== 2 && i.sub !== 3) return TIER_INLINE;
+  // Shifts and rotates by CL of a register (the backend calls execute.ts's shiftValue).
+  if (i.op === H.H_SHIFT_CL && i.rm >= 0) return TIER_INLINE;
   return t;
 }
 

@@ -16,7 +16,7 @@
 //   code page was invalidated, so self-modifying code sees its new bytes.
 
 import { mul64, umul32, w } from '../arith.js';
-import { execute } from '../execute.js';
+import { execute, shiftValue } from '../execute.js';
 import { LF_ADC1, LF_ADD, LF_DEC, LF_INC, LF_LOGIC, LF_SBB1, LF_SUB, PARITY } from '../flags.js';
 import { type Insn, RIP_BASE } from '../insn.js';
 import * as H from '../ops.js';
@@ -911,6 +911,24 @@ class Emitter {
       case H.H_SHIFT_I:
         this.shiftImm(i);
         return;
+      case H.H_SHIFT_CL: {
+        // The count is known only at run time and a count of 0 changes no flag: the pending
+        // flags go to the fields, and execute.ts's shiftValue assigns there when CL & mask > 0.
+        const [v0, v1] = this.readReg(i.rm, size);
+        const n = this.tmp('n');
+        const r0 = this.tmp('r');
+        const r1 = this.tmp('r');
+        this.emit(`const ${n} = ${this.half(2)} & ${size === 8 ? 63 : 31};`);
+        this.sync();
+        this.emit(
+          `let ${r0} = ${v0}, ${r1} = ${v1}; ` +
+            `if (${n} !== 0) { ${r0} = SH(f, ${i.sub}, ${size}, ${v0}, ${v1}, ${n}); ${r1} = W[1]; }`,
+        );
+        this.fs = null;
+        this.none = false;
+        this.writeReg(i.rm, size, r0, r1);
+        return;
+      }
       case H.H_NOTNEG: {
         const e = this.readE(i, size);
         if (i.sub === 2) {
@@ -1151,6 +1169,7 @@ export function compileBlock(plan: BlockPlan, hasCode: Uint8Array): BlockFn {
     'RM',
     'WM',
     'U',
+    'SH',
     `"use strict"; return function block(c, left) {\n${src}\n};`,
   ) as (
     x: typeof execute,
@@ -1163,6 +1182,7 @@ export function compileBlock(plan: BlockPlan, hasCode: Uint8Array): BlockFn {
     rm: typeof readMem,
     wm: typeof writeMem,
     u: typeof umul32,
+    sh: typeof shiftValue,
   ) => BlockFn;
   return make(
     execute,
@@ -1175,5 +1195,6 @@ export function compileBlock(plan: BlockPlan, hasCode: Uint8Array): BlockFn {
     readMem,
     writeMem,
     umul32,
+    shiftValue,
   );
 }
