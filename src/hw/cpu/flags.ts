@@ -225,6 +225,14 @@ export class LazyFlags {
 
   /** Sets the arithmetic flags in `mask` to `values` (materialising first). */
   assign(mask: number, values: number): void {
+    if (this.op !== LF_NONE && (ARITH_FLAGS & ~mask & ~AF) === 0) {
+      // Every arithmetic flag but perhaps AF is replaced (shifts keep AF): of the pending state
+      // only AF is needed, not all six.
+      const keep = (mask & AF) === 0 && this.af() ? AF : 0;
+      this.bits = (this.bits & ~(ARITH_FLAGS | mask)) | keep | (values & mask);
+      this.op = LF_NONE;
+      return;
+    }
     this.bits = (this.get() & ~mask) | (values & mask);
   }
 
