@@ -239,26 +239,30 @@ export function addExecCommand(
       const start = process.hrtime.bigint();
       let total = 0;
       let r: RunResult;
-      for (;;) {
-        // Untraced (JIT and all) up to --trace-from, traced from there on.
-        let until = limit;
-        if (tracer !== null) {
-          if (total >= traceFrom) {
-            m.interp.setTracer(tracer);
-            tracer = null;
-          } else {
-            until = Math.min(limit, traceFrom);
+      try {
+        for (;;) {
+          // Untraced (JIT and all) up to --trace-from, traced from there on.
+          let until = limit;
+          if (tracer !== null) {
+            if (total >= traceFrom) {
+              m.interp.setTracer(tracer);
+              tracer = null;
+            } else {
+              until = Math.min(limit, traceFrom);
+            }
           }
+          r = m.run(Math.min(SLICE, until - total));
+          total += r.instructions;
+          out.push(m.takePortOutput());
+          if (r.stop !== 'budget' || total >= limit) break;
         }
-        r = m.run(Math.min(SLICE, until - total));
-        total += r.instructions;
-        out.push(m.takePortOutput());
-        if (r.stop !== 'budget' || total >= limit) break;
+      } finally {
+        // Whatever ends the run, the trace up to it is written out.
+        m.interp.setTracer(null);
+        traceFile?.close();
       }
-      m.interp.setTracer(null);
       out.push(Buffer.from(m.mailbox().text, 'latin1'));
       out.end();
-      traceFile?.close();
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
       for (const line of describeStop(r, m.cpu, total, limit)) io.err(line);
       const mips = seconds > 0 ? total / seconds / 1e6 : 0;

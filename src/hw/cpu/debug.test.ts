@@ -96,6 +96,16 @@ describe('single-step (RFLAGS.TF)', () => {
     expect(expectDb(s)).toEqual([TRAP_EXCEPTION, 1, DR6_BS]);
   });
 
+  it('LSS has no MOV SS shadow: the trap follows the LSS itself', () => {
+    // lss esp, [0x10100]; inc eax; hlt  (the far pointer: offset 0x7000, selector 0x10)
+    const m = machine(`0fb2242500010100 ${INC_EAX} f4`);
+    m.mem.set(hex('00700000 1000'), CODE + 0x100);
+    m.cpu.rflags = 0x2 | TF;
+    expect(expectDb(m)).toEqual([TRAP_EXCEPTION, 8, DR6_BS]);
+    expect(m.cpu.getReg64(RSP)).toBe(0x7000n);
+    expect(expectDb(m)).toEqual([TRAP_EXCEPTION, 10, DR6_BS]);
+  });
+
   it('SYSCALL follows TF as it leaves it: FMASK clearing TF means no trap in the kernel', () => {
     for (const [sfmask, traps] of [
       [BigInt(TF), false],

@@ -21,8 +21,9 @@
 // its start), one after the instruction that clears it, and none after INT n/INT3/INTO, which
 // clear TF on delivery (as Bochs does; the SDM asks debuggers to emulate INT n for this reason).
 // SYSCALL/SYSRET decide by TF after the instruction (`stepByNewFlags`), so a SYSCALL whose FMASK
-// clears TF does not trap in the kernel (SYSENTER keeps TF: it traps at CPL 0). After MOV SS/POP SS the trap waits
-// one more instruction (the shadow also holds debug traps) and is reported with its bits merged.
+// clears TF does not trap in the kernel (SYSENTER keeps TF: it traps at CPL 0). After MOV SS/POP
+// SS the trap waits one more instruction (the shadow also holds debug traps) and is reported with
+// its bits merged; LSS has no such shadow.
 //
 // Not modelled: RF = 1 pushed for faults (fault handlers must set RF in the image, as the SDM
 // advises for Pentium parts), per-iteration single-steps and data traps of REP string
@@ -42,10 +43,12 @@ const LENGTHS = [1, 2, 8, 4];
 
 /**
  * DR0-DR3 or DR7 changed (MOV DRn, a VMSA load): decodes the enabled breakpoints into the CPU's
- * number fields, flushes the TLB (watched pages must lose their cached data permissions) and
- * recomputes `attention`.
+ * number fields, flushes the TLB when the watched data ranges changed (watched pages must lose
+ * their cached data permissions; with none before and after, the TLB is left alone, so a VM
+ * entry does not empty it) and recomputes `attention`.
  */
 export function debugChanged(c: Cpu): void {
+  const before = watchedRanges(c);
   const dr7 = Number(c.dr7 & 0xffffffffn);
   let exec = 0;
   let watch = 0;
@@ -67,8 +70,18 @@ export function debugChanged(c: Cpu): void {
   c.bpExec = exec;
   c.bpWatch = watch;
   c.bpWriteOnly = writeOnly;
-  c.flushTlb();
+  if (watchedRanges(c) !== before) c.flushTlb();
   c.updateAttention();
+}
+
+/** The enabled data breakpoints as text ('' when none), to see whether they changed. */
+function watchedRanges(c: Cpu): string {
+  let out = '';
+  for (let n = 0; n < 4; n++) {
+    if ((c.bpWatch & (1 << n)) === 0) continue;
+    out += `${n}:${c.bpLo[n]}:${c.bpHi[n]}:${c.bpLen[n]}:${(c.bpWriteOnly >> n) & 1};`;
+  }
+  return out;
 }
 
 /**

@@ -964,7 +964,7 @@ export function execute(c: Cpu, i: Insn): void {
       if (c.cpl === 0) mask |= 0x3000;
       if (i.osz === 2) mask &= 0xffff;
       c.flags.put((old & ~mask) | (v & mask));
-      c.updateAttention(); // TF set: single-step from the instruction after the next (debug.ts)
+      c.updateAttention(); // TF newly set: the first trap follows the next instruction (debug.ts)
       return;
     }
     case H.H_CALL_J:

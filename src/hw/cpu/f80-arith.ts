@@ -111,6 +111,10 @@ export function add(a: F80, b: F80, negB: boolean, d: F80, f: Format, rc: number
     setZero(d, sa === sb ? sa : rc === RC_DOWN ? 1 : 0);
     return 0;
   }
+  // x + 0 is x rounded to the precision; aligning it with the zero's exponent would build a sum
+  // thousands of bits long.
+  if (ka === K_ZERO) return de | finish(d, sb, sigOf(b), qOf(b), f, rc);
+  if (kb === K_ZERO) return de | finish(d, sa, sigOf(a), qOf(a), f, rc);
   let ma = sigOf(a);
   let qa = qOf(a);
   let mb = sigOf(b);
@@ -238,6 +242,11 @@ export function roundInteger(a: F80, d: F80, rc: number): number {
   const nan = nanOrUnsupported(a, ka, a, ka, d);
   if (nan !== 0) return nan & ~SETTLED;
   if (ka === K_ZERO || ka === K_INF) {
+    copyF80(d, a);
+    return 0;
+  }
+  if (ka === K_NORMAL && qOf(a) >= 0) {
+    // Already an integer (no bit below 2^0): itself, without building a 2^q-bit integer.
     copyF80(d, a);
     return 0;
   }

@@ -250,7 +250,9 @@ export function iret(c: Cpu, osz: number): void {
   if (c.mode === MODE_REAL) {
     stackAdjust(c, 3 * osz);
     jumpFar(c, sel, ip0, 0);
-    const m = osz === 2 ? 0xffff & (IRET_FLAGS | 0x3200) : IRET_FLAGS | 0x3200 | 0x180000;
+    // SDM "IRET", real mode: EFLAGS <- (temp AND 257FD5H) OR (EFLAGS AND 1A0000H): VIF, VIP and
+    // VM are kept.
+    const m = osz === 2 ? 0xffff & (IRET_FLAGS | 0x3200) : IRET_FLAGS | 0x3200;
     c.flags.put((oldFlags & ~m) | (fl & m));
     c.nmiBlocked = false;
     c.updateAttention();

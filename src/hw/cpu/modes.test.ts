@@ -107,6 +107,27 @@ describe('real mode', () => {
   });
 });
 
+describe('IRET in real mode', () => {
+  it('IRETD takes the flags of 257FD5H from the stack and keeps VIF, VIP and VM', () => {
+    // iretd (66 cf) at 0900:0000; the frame: EIP 0x10, CS 0x900, EFLAGS with every bit set
+    const m = machine('');
+    m.mem.set(hex('66cf'), 0x9000);
+    m.mem.set(hex('f4'), 0x9010);
+    realMode(m, 0x900, 0);
+    const c = m.cpu;
+    c.setSegment(SEG_SS, 0x200, 0x2000n, 0xffff, 0x92);
+    c.setReg64(RSP, 0x100n);
+    m.view.setUint32(0x2100, 0x10, true);
+    m.view.setUint32(0x2104, 0x900, true);
+    m.view.setUint32(0x2108, 0xffff_fefe, true); // all set but TF (no trap) and CF
+    expect(m.interp.run(2)).toBe(STOP_HLT);
+    expect(c.rip).toBe(0x11n);
+    expect(c.rflags & 0x1a0000).toBe(0); // VIF, VIP, VM as before
+    // (RF, loaded too, is cleared again once the HLT after it completes.)
+    expect(c.rflags & 0x247fd5).toBe(0x247fd5 & 0xffff_fefe);
+  });
+});
+
 describe('string instructions in 16-bit code', () => {
   it('REP MOVSB copies DS:SI to ES:DI with 16-bit indexes; REPNE SCASB finds a byte in ES', () => {
     // rep movsb; mov al, 0x33; mov di, 0xfffe; mov cx, 8; repne scasb; hlt

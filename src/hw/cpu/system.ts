@@ -276,7 +276,8 @@ export function executeSystem(c: Cpu, i: Insn): void {
       const s0 = (a0 + i.osz) | 0;
       const s1 = s0 >>> 0 < a0 >>> 0 ? (a1 + 1) | 0 : a1;
       const sel = c.read16(s0, s1);
-      loadSegment(c, i.sub, sel);
+      // LSS loads SS and the stack pointer together: no MOV SS shadow (SDM vol. 3, 6.8.3).
+      loadSegment(c, i.sub, sel, false);
       c.setReg(i.reg, i.osz, off0, off1);
       return;
     }
@@ -405,12 +406,17 @@ export function executeSystem(c: Cpu, i: Insn): void {
   }
 }
 
-/** A segment load by MOV/POP/LxS (SS with its interrupt shadow). */
-export function loadSegment(c: Cpu, n: number, sel: number): void {
+/**
+ * A segment load by MOV/POP/LxS. MOV SS and POP SS (`shadow`) hold interrupts and debug traps
+ * back for one instruction, so the stack pointer can follow; LSS loads both at once and does not.
+ */
+export function loadSegment(c: Cpu, n: number, sel: number, shadow = true): void {
   if (n === SEG_SS) {
     loadStackSegment(c, sel, c.cpl);
-    c.shadowEnd = c.instructions + 1;
-    c.ssShadowEnd = c.instructions + 1; // debug traps wait too (debug.ts)
+    if (shadow) {
+      c.shadowEnd = c.instructions + 1;
+      c.ssShadowEnd = c.instructions + 1; // debug traps wait too (debug.ts)
+    }
   } else {
     loadDataSegment(c, n, sel);
   }

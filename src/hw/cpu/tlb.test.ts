@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { PERM_R, PERM_W, PERM_X, type TranslateResult, type Translator } from './translator.js';
 import { Cpu, VEC_PF } from './cpu.js';
+import { debugChanged } from './debug.js';
 
 /** Identity over 64 KiB; page 1 is supervisor-only. Counts walks. */
 class CountingTranslator implements Translator {
@@ -52,6 +53,26 @@ describe('TLB per privilege', () => {
     expect(t.walks).toBe(2);
     // CPL 1 and 2 are supervisor too.
     c.setCpl(1);
+    c.read8(0x2000, 0);
+    expect(t.walks).toBe(2);
+  });
+
+  it('is flushed by debugChanged only when the watched data ranges change', () => {
+    // The engine calls debugChanged on every VMSA load: without data breakpoints that must not
+    // empty the TLB.
+    const { c, t } = cpu();
+    c.read8(0x2000, 0);
+    debugChanged(c);
+    c.dr7 = 0x3n; // an instruction breakpoint (R/W 00): no watched data
+    debugChanged(c);
+    c.read8(0x2000, 0);
+    expect(t.walks).toBe(1);
+    c.dr[1] = 0x3000n;
+    c.dr7 = 0x3n | 0xcn | (0x3n << 20n); // DR1: read/write watch of 1 byte
+    debugChanged(c);
+    c.read8(0x2000, 0);
+    expect(t.walks).toBe(2);
+    debugChanged(c); // the same ranges again
     c.read8(0x2000, 0);
     expect(t.walks).toBe(2);
   });

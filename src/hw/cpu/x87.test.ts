@@ -169,3 +169,24 @@ describe('x87 stores and state images', () => {
     }
   });
 });
+
+describe('x87 stores', () => {
+  it('FSTP m80 that faults on either page writes no byte', () => {
+    // Virtual 0x1000..0x3fff maps to physical 0..0x2fff; below and above is not present.
+    for (const [at, watch, n] of [
+      [0xffc, 0x0, 6], // first page absent, the last 6 bytes would land at physical 0
+      [0x3ffc, 0x2ffc, 4], // last page absent, the first 4 bytes would land at physical 0x2ffc
+    ] as const) {
+      const mem = new Uint8Array(0x3000);
+      const cpu = new Cpu(mem, new FlatTranslator(0x1000, 0x3000));
+      mem.set(Buffer.from('d9e8db38f4', 'hex'), 0x1000); // fld1; fstp tbyte [rax]; hlt
+      mem.fill(0xa5, watch, watch + n);
+      cpu.rip = 0x2000n;
+      cpu.setReg64(0, BigInt(at));
+      expect(new Interpreter(cpu).run(10)).toBe(STOP_EXCEPTION);
+      expect(cpu.exVector).toBe(14);
+      expect([...mem.subarray(watch, watch + n)]).toEqual(Array<number>(n).fill(0xa5));
+      expect(st(cpu, 0)).toBe(0x3fff_8000000000000000n); // not popped
+    }
+  });
+});

@@ -15,8 +15,9 @@
 // - FPREM/FPREM1 with exponents D >= 64 apart reduce partially (C2 set) by 2^(D - N) with
 //   N = 32 + D mod 32, the host's choice within the SDM's 32..63.
 //
-// Gaps: exceptions are always handled as if masked (an unmasked one sets its FSW flag but never
-// ES, B or #MF); there are no transcendental instructions (F2XM1, FYL2X, FYL2XP1, FPTAN, FPATAN,
+// Gaps: arithmetic handles exceptions as if masked (an unmasked one sets its FSW flag but not
+// ES or B, and nothing raises #MF; only FLDENV/FRSTOR/FXRSTOR recompute ES and B from the flags
+// and masks they load, so FSW can show a flag unmasked with ES clear); there are no transcendental instructions (F2XM1, FYL2X, FYL2XP1, FPTAN, FPATAN,
 // FSIN, FCOS, FSINCOS are #UD) nor FBLD/FBSTP. Speed: FADD/FSUB/FMUL of normal operands and
 // FST m64 round on 32-bit limbs (f80-fast.ts, about 0.3 us per instruction); the rest rounds on
 // BigInt (about 1 us). x87 is not on Linux's hot paths.
@@ -43,6 +44,7 @@ import {
   type SimdState,
 } from './simd-state.js';
 import { ea } from './effective-address.js';
+import { ACCESS_WRITE } from './translator.js';
 import { fwaitCheck, x87Check } from './sse-operands.js';
 import {
   classify,
@@ -216,10 +218,14 @@ function fld(c: Cpu, s: SimdState, size: number): void {
 /** FST/FSTP m32/m64/m80 of x; the state changes only after the store (a fault leaves none). */
 function writeReal(c: Cpu, s: SimdState, size: number, x: F80): void {
   if (size === 10) {
+    // Both ends writable before any byte is written: a fault leaves memory untouched.
+    const l0 = (c.a0 + 9) | 0;
+    c.translate(c.a0, c.a1, ACCESS_WRITE);
+    c.translate(l0, l0 >>> 0 < c.a0 >>> 0 ? (c.a1 + 1) | 0 : c.a1, ACCESS_WRITE);
     const n0 = (c.a0 + 8) | 0;
     const n1 = n0 >>> 0 < c.a0 >>> 0 ? (c.a1 + 1) | 0 : c.a1;
-    c.write16(n0, n1, x.se); // the second part first: a fault leaves nothing
     c.write64(c.a0, c.a1, x.lo | 0, x.hi | 0);
+    c.write16(n0, n1, x.se);
     report(s, 0);
     return;
   }
@@ -384,7 +390,7 @@ const CONSTANTS: readonly (readonly [number, number, number, boolean])[] = [
   [0x3ffe, 0xb17217f7, 0xd1cf79ab, true], // ln(2)
 ];
 
-/** FWAIT: #NM when MP and TS are set; unmasked exceptions are never pending (no #MF). */
+/** FWAIT: #NM when MP and TS are set; pending unmasked exceptions raise no #MF (see the header). */
 export function fwait(c: Cpu): void {
   fwaitCheck(c);
 }
@@ -643,7 +649,7 @@ function fnsave(c: Cpu, s: SimdState): void {
   const b0 = c.a0;
   const b1 = c.a1;
   offset(c, b0, b1, 107);
-  c.translate(c.a0, c.a1, 1);
+  c.translate(c.a0, c.a1, ACCESS_WRITE);
   offset(c, b0, b1, 0);
   storeEnv(c, s);
   for (let k = 0; k < 8; k++) {
