@@ -1,33 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Cpu } from './cpu.js';
-import { Interpreter, STOP_EXCEPTION } from './interpreter.js';
-import { FlatTranslator } from './translator.js';
+import { DATA, simdMachine } from './simd.fixture.js';
 import { F80, fromNumber, toNumber } from './f80.js';
 
-const CODE = 0x1000;
-const DATA = 0x2000; // 16-byte aligned scratch area; the window ends at 0x4000
-
-function machine(): { cpu: Cpu; mem: Uint8Array; run: (hex: string) => number } {
-  const mem = new Uint8Array(0x4000);
-  const cpu = new Cpu(mem, new FlatTranslator(0, 0x4000));
-  const interp = new Interpreter(cpu);
-  const run = (hex: string): number => {
-    const code = Buffer.from(hex.replace(/ /g, ''), 'hex');
-    mem.set(code, CODE);
-    cpu.code.invalidate(CODE, code.length);
-    cpu.rip = BigInt(CODE);
-    let stop = 0;
-    // Each instruction once: stop at the first exception.
-    let n = 0;
-    while (Number(cpu.rip) < CODE + code.length && n++ < 64) {
-      stop = interp.run(1);
-      if (stop === STOP_EXCEPTION) return cpu.exVector;
-    }
-    return -1;
-  };
-  return { cpu, mem, run };
-}
+const machine = simdMachine;
 
 const view = (mem: Uint8Array) => new DataView(mem.buffer);
 

@@ -3,27 +3,13 @@ import { describe, expect, it } from 'vitest';
 import { Cpu } from './cpu.js';
 import { Interpreter, STOP_EXCEPTION } from './interpreter.js';
 import { FlatTranslator } from './translator.js';
+import { DATA, type SimdMachine, simdMachine } from './simd.fixture.js';
 
-const CODE = 0x1000;
-const DATA = 0x2000; // 16-byte aligned scratch area; the window ends at 0x4000
-
-function machine(): { cpu: Cpu; v: DataView; run: (hex: string) => number } {
-  const mem = new Uint8Array(0x4000);
-  const cpu = new Cpu(mem, new FlatTranslator(0, 0x4000));
-  const interp = new Interpreter(cpu);
-  const run = (hex: string): number => {
-    const code = Buffer.from(hex.replace(/ /g, ''), 'hex');
-    mem.set(code, CODE);
-    cpu.code.invalidate(CODE, code.length);
-    cpu.rip = BigInt(CODE);
-    let n = 0;
-    while (Number(cpu.rip) < CODE + code.length && n++ < 64) {
-      if (interp.run(1) === STOP_EXCEPTION) return cpu.exVector;
-    }
-    return -1;
-  };
-  cpu.setReg64(0, BigInt(DATA));
-  return { cpu, v: new DataView(mem.buffer), run };
+/** The SIMD test machine with RAX pointing at its scratch data. */
+function machine(): SimdMachine {
+  const m = simdMachine();
+  m.cpu.setReg64(0, BigInt(DATA));
+  return m;
 }
 
 /** ST(i) as its 80 bits (sign-exponent << 64 | significand). */
