@@ -46,9 +46,8 @@ export function eaOffset(c: Cpu, i: Insn): void {
 /**
  * Effective address of the memory operand, with the segment base (FS/GS only in 64-bit mode),
  * into c.a0/c.a1. Outside 64-bit mode the `size` bytes from the offset must lie within the
- * segment's limit (0: an address that is not accessed, as INVLPG's). Callers that do not know
- * their access size pass 1: the first byte is checked, so no access faults wrongly, but one
- * that starts inside the limit and ends beyond it is not caught.
+ * segment's limit (0: an address that is not accessed, as INVLPG's). The default of 1 is for
+ * byte accesses (CLFLUSH's line is checked as its first byte).
  */
 export function ea(c: Cpu, i: Insn, size = 1): void {
   eaOffset(c, i);

@@ -82,6 +82,26 @@ function withDs(code: string, bits: 16 | 32, limit: number, attr: number): [numb
 const GP: [number, number] = [STOP_EXCEPTION, VEC_GP];
 const OK: [number, number] = [STOP_HLT, -1];
 
+describe('SSE and x87 memory operands in 32-bit protected mode', () => {
+  /** Like withDs, with SSE enabled (CR4.OSFXSR). */
+  function simd(code: string, limit: number): [number, number] {
+    const { c, run } = protMode(`${code} f4`, 32);
+    c.cr4 |= 0x200;
+    c.setSegment(SEG_DS, SEL_DATA0, BigInt(DATA), limit, DATA_ATTR | 0x400);
+    const stop = run();
+    return [stop, stop === STOP_EXCEPTION ? c.exVector : -1];
+  }
+
+  it('are checked at their whole size: 16-byte MOVDQU, 8-byte FLD, 512-byte FXSAVE', () => {
+    expect(simd(`f30f6f05${le32(0xff0)}`, 0xfff)).toEqual(OK); // movdqu xmm0, [0xff0]
+    expect(simd(`f30f6f05${le32(0xff1)}`, 0xfff)).toEqual(GP);
+    expect(simd(`dd05${le32(0xff8)}`, 0xfff)).toEqual(OK); // fld qword [0xff8]
+    expect(simd(`dd05${le32(0xff9)}`, 0xfff)).toEqual(GP);
+    expect(simd(`0fae05${le32(0xe00)}`, 0xfff)).toEqual(OK); // fxsave [0xe00]
+    expect(simd(`0fae05${le32(0xe10)}`, 0xfff)).toEqual(GP);
+  });
+});
+
 describe('data segment limits in 32-bit protected mode', () => {
   const movEax = (off: number): string => `8b05${le32(off)} f4`; // mov eax, [off]; hlt
   const movAl = (off: number): string => `8a05${le32(off)} f4`; // mov al, [off]; hlt

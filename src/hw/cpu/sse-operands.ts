@@ -89,7 +89,7 @@ export function writeMem(c: Cpu, slot: number, n: number, half = 0): void {
  */
 export function srcW(c: Cpu, i: Insn, n: number, aligned: boolean): number {
   if (i.rm >= 0) return i.rm;
-  ea(c, i);
+  ea(c, i, n);
   if (aligned) checkAligned(c);
   readMem(c, 16, n);
   return 16;

@@ -159,7 +159,7 @@ function move(c: Cpu, i: Insn): void {
         copy(x, i.rm, i.reg);
         return;
       }
-      ea(c, i);
+      ea(c, i, 16);
       if (aligned) checkAligned(c);
       writeMem(c, i.reg, 16);
       return;
@@ -167,7 +167,7 @@ function move(c: Cpu, i: Insn): void {
       if (i.rm >= 0) {
         x[v] = x[4 * i.rm]!;
       } else {
-        ea(c, i);
+        ea(c, i, 4);
         readMem(c, i.reg, 4);
       }
       return;
@@ -176,7 +176,7 @@ function move(c: Cpu, i: Insn): void {
         x[v] = x[4 * i.rm]!;
         x[v + 1] = x[4 * i.rm + 1]!;
       } else {
-        ea(c, i);
+        ea(c, i, 8);
         readMem(c, i.reg, 8);
       }
       return;
@@ -184,7 +184,7 @@ function move(c: Cpu, i: Insn): void {
       if (i.rm >= 0) {
         x[4 * i.rm] = x[v]!;
       } else {
-        ea(c, i);
+        ea(c, i, 4);
         writeMem(c, i.reg, 4);
       }
       return;
@@ -193,7 +193,7 @@ function move(c: Cpu, i: Insn): void {
         x[4 * i.rm] = x[v]!;
         x[4 * i.rm + 1] = x[v + 1]!;
       } else {
-        ea(c, i);
+        ea(c, i, 8);
         writeMem(c, i.reg, 8);
       }
       return;
@@ -203,7 +203,7 @@ function move(c: Cpu, i: Insn): void {
         x[v] = x[4 * i.rm + 2]!;
         x[v + 1] = x[4 * i.rm + 3]!;
       } else {
-        ea(c, i);
+        ea(c, i, 8);
         x[v] = c.read64(c.a0, c.a1);
         x[v + 1] = c.v1;
       }
@@ -214,14 +214,14 @@ function move(c: Cpu, i: Insn): void {
         x[v + 2] = x[4 * i.rm]!;
         x[v + 3] = x[4 * i.rm + 1]!;
       } else {
-        ea(c, i);
+        ea(c, i, 8);
         x[v + 2] = c.read64(c.a0, c.a1);
         x[v + 3] = c.v1;
       }
       return;
     case T.MOV_STORELO:
     case T.MOV_STOREHI:
-      ea(c, i);
+      ea(c, i, 8);
       writeMem(c, i.reg, 8, (i.sub & 0xff) === T.MOV_STOREHI ? 1 : 0);
       return;
     case T.MOV_D_TO: {
@@ -231,7 +231,7 @@ function move(c: Cpu, i: Insn): void {
         lo = c.r[2 * i.rm]!;
         if (i.osz === 8) hi = c.r[2 * i.rm + 1]!;
       } else {
-        ea(c, i);
+        ea(c, i, i.osz === 8 ? 8 : 4);
         if (i.osz === 8) {
           lo = c.read64(c.a0, c.a1);
           hi = c.v1;
@@ -250,7 +250,7 @@ function move(c: Cpu, i: Insn): void {
         c.r[2 * i.rm] = x[v]!;
         c.r[2 * i.rm + 1] = i.osz === 8 ? x[v + 1]! : 0;
       } else {
-        ea(c, i);
+        ea(c, i, i.osz === 8 ? 8 : 4);
         writeMem(c, i.reg, i.osz === 8 ? 8 : 4);
       }
       return;
@@ -270,7 +270,7 @@ function move(c: Cpu, i: Insn): void {
         x[d + 2] = 0;
         x[d + 3] = 0;
       } else {
-        ea(c, i);
+        ea(c, i, 8);
         writeMem(c, i.reg, 8);
       }
       return;
@@ -278,7 +278,7 @@ function move(c: Cpu, i: Insn): void {
       maskmov(c, i);
       return;
     case T.MOV_NTI:
-      ea(c, i);
+      ea(c, i, i.osz === 8 ? 8 : 4);
       if (i.osz === 8) c.write64(c.a0, c.a1, c.r[2 * i.reg]!, c.r[2 * i.reg + 1]!);
       else c.write32(c.a0, c.a1, c.r[2 * i.reg]!);
       return;
@@ -380,7 +380,7 @@ function word(c: Cpu, i: Insn): void {
     if (i.rm >= 0) {
       v = c.r[2 * i.rm]! & 0xffff;
     } else {
-      ea(c, i);
+      ea(c, i, 2);
       v = c.read16(c.a0, c.a1);
     }
     u[8 * i.reg + (i.imm & 7)] = v;
@@ -396,7 +396,7 @@ function state(c: Cpu, i: Insn): void {
   const st = c.simd;
   if (i.sub >= 2) {
     sseCheck(c);
-    ea(c, i);
+    ea(c, i, 4);
     if (i.sub === 2) {
       const v = c.read32(c.a0, c.a1);
       if ((v & ~MXCSR_MASK) !== 0) c.fault(VEC_GP, 0);
@@ -407,7 +407,7 @@ function state(c: Cpu, i: Insn): void {
     return;
   }
   if ((c.cr0 & 0xc) !== 0) c.fault(VEC_NM);
-  ea(c, i);
+  ea(c, i, 512);
   if ((c.a0 & (FXSAVE_ALIGN - 1)) !== 0) c.fault(VEC_GP, 0);
   if (i.sub === 0) fxsave(c, i.osz === 8);
   else fxrstor(c, i.osz === 8);

@@ -395,13 +395,38 @@ export function fwait(c: Cpu): void {
   fwaitCheck(c);
 }
 
+/**
+ * Bytes of the memory operand of escape D8+`esc` with ModRM.reg `reg`, for the segment limit
+ * check (SDM vol. 2 opcode maps; environments as their 32-bit images, which are what this CPU
+ * stores). Invalid encodings answer 1, so their #UD is not preempted by a #GP.
+ */
+function operandBytes(esc: number, reg: number): number {
+  switch (esc) {
+    case 0: // m32 real arithmetic
+    case 2: // m32 integer arithmetic
+      return 4;
+    case 4: // m64 real arithmetic
+      return 8;
+    case 6: // m16 integer arithmetic
+      return 2;
+    case 1: // FLD/FST/FSTP m32, FLDENV/FNSTENV, FLDCW/FNSTCW
+      return reg === 1 ? 1 : reg === 4 || reg === 6 ? 28 : reg === 5 || reg === 7 ? 2 : 4;
+    case 3: // FILD/FISTTP/FIST/FISTP m32, FLD/FSTP m80
+      return reg === 4 || reg === 6 ? 1 : reg >= 5 ? 10 : 4;
+    case 5: // FLD/FISTTP/FST/FSTP m64, FRSTOR/FNSAVE, FNSTSW m16
+      return reg === 5 ? 1 : reg === 4 || reg === 6 ? 108 : reg === 7 ? 2 : 8;
+    default: // FILD/FISTTP/FIST/FISTP m16, FBLD/FBSTP m80, FILD/FISTP m64
+      return reg === 5 || reg === 7 ? 8 : reg === 4 || reg === 6 ? 10 : 2;
+  }
+}
+
 export function executeX87(c: Cpu, i: Insn): void {
   x87Check(c);
   const s = c.simd;
   const esc = i.sub >> 3; // opcode - 0xD8
   const reg = i.sub & 7;
   if (i.rm < 0) {
-    ea(c, i);
+    ea(c, i, operandBytes(esc, reg));
     const fdp = c.a0;
     memoryForm(c, s, esc, reg);
     if (!(esc === 1 && reg >= 4) && !(esc === 5 && reg >= 4)) {
