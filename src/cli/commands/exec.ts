@@ -16,8 +16,9 @@ FILE is a static x86-64 ELF executable (ET_EXEC, linked at physical = virtual ad
 16 MiB), started at its entry point at CPL 0 in 64-bit mode with RSP = 0x7ff0 and flat segments;
 or, with --rom, a flat binary of at most 64 KiB placed to end at 1 MiB and started in real mode
 at F000:FFF0. The machine has 16 MiB of memory and nothing else: the program prints by writing
-bytes to I/O port 0xE9 (shown on standard output as it runs) or through the mailbox of
-test/system/programs/sys.h, and stops with HLT.
+bytes to I/O port 0xE9 (shown on standard output as it runs) or into a mailbox in memory (a
+u32 length at 0x8000, a u32 exit code at 0x8004, the bytes from 0x8010; shown at the end), and
+stops with HLT.
 Exit status: the program's exit code from the mailbox (0 if it set none) when it halts; 1 when it
 stops on an exception, a triple fault or the instruction limit; 2 for a bad command line or file.
 Examples:
