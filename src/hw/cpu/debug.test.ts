@@ -55,6 +55,23 @@ describe('single-step (RFLAGS.TF)', () => {
     expect(m.cpu.getReg64(RAX)).toBe(1n);
   });
 
+  it('an instruction breakpoint pushes RF clear; a fault (#UD) pushes RF set', () => {
+    const b = machine(`${INC_EAX} f4`);
+    b.cpu.deliverFaults = true;
+    breakpoint(b, 0, CODE, 0);
+    expect(b.interp.run(50)).toBe(STOP_HLT);
+    expect(b.cpu.rip).toBe(BigInt(STUBS + 16 * VEC_DB + 1));
+    const bsp = Number(b.cpu.getReg64(RSP));
+    expect(b.view.getBigUint64(bsp, true)).toBe(BigInt(CODE)); // a fault: the instruction
+    expect(Number(b.view.getBigUint64(bsp + 16, true)) & RF).toBe(0);
+    const u = machine('0f0b'); // ud2
+    u.cpu.deliverFaults = true;
+    expect(u.interp.run(50)).toBe(STOP_HLT);
+    const usp = Number(u.cpu.getReg64(RSP));
+    expect(Number(u.view.getBigUint64(usp + 16, true)) & RF).toBe(RF);
+    expect(u.cpu.rflags & RF).toBe(0);
+  });
+
   it('is delivered through the IDT: handler entered with TF clear, TF in the pushed RFLAGS', () => {
     const m = machine(`${INC_EAX} f4`);
     m.cpu.deliverFaults = true;

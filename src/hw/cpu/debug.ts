@@ -25,8 +25,8 @@
 // SS the trap waits one more instruction (the shadow also holds debug traps) and is reported with
 // its bits merged; LSS has no such shadow.
 //
-// Not modelled: RF = 1 pushed for faults (fault handlers must set RF in the image, as the SDM
-// advises for Pentium parts), per-iteration single-steps and data traps of REP string
+// A fault pushes RFLAGS with RF set (the run loop sets it before delivery), a #DB with RF clear.
+// Not modelled: per-iteration single-steps and data traps of REP string
 // instructions (the whole REP instruction is one step), I/O breakpoints (R/W = 10), general
 // detect (DR7.GD), task-switch traps (DR6.BT), implicit supervisor accesses (descriptor tables,
 // the TSS) hitting data breakpoints.

@@ -107,14 +107,17 @@ describe('long-mode delivery through the IDT', () => {
     m.cpu.setReg64(0, 1n << 13n);
     expect(m.interp.run(2)).toBe(STOP_HLT);
     expect(m.cpu.rip).toBe(BigInt(STUBS + 16 * 13 + 1));
+    // RFLAGS with RF (a fault's image: the instruction restarts past its breakpoint); the
+    // handler itself runs with RF clear.
     expect(frame(m, 6)).toEqual([
       0n,
       BigInt(CODE),
       BigInt(SEL_CODE64),
-      0x2n,
+      0x10002n,
       BigInt(STACK),
       BigInt(SEL_DATA0),
     ]);
+    expect(m.cpu.rflags & 0x10000).toBe(0);
   });
 
   it('#PF sets CR2 and pushes the error code', () => {
@@ -170,7 +173,7 @@ describe('double fault and shutdown', () => {
     expect(m.cpu.rip).toBe(BigInt(STUBS + 16 * 8 + 1));
     expect(m.cpu.getReg64(RSP)).toBe(BigInt((IST1 & ~15) - 48));
     // The #DF frame holds the state before the first delivery.
-    expect(frame(m, 5)).toEqual([0n, BigInt(CODE), BigInt(SEL_CODE64), 2n, 0x201000n]);
+    expect(frame(m, 5)).toEqual([0n, BigInt(CODE), BigInt(SEL_CODE64), 0x10002n, 0x201000n]);
   });
 
   it('a benign event (INT3) whose gate is missing is delivered as the #NP alone', () => {

@@ -14,6 +14,7 @@ import {
   SEG_CS,
   TRAP_NONE,
   TRAP_SOFTWARE,
+  VEC_DB,
   VEC_GP,
   VEC_NMI,
   VEC_UD,
@@ -153,6 +154,10 @@ export class Interpreter {
         left--;
         const soft = kind === TRAP_SOFTWARE;
         const err = !soft && pushesErrorCode(v) ? c.exErrorCode : NO_ERROR_CODE;
+        // The RFLAGS image a fault pushes has RF set, so the restarted instruction does not hit
+        // its instruction breakpoint again; #DB's has it clear (APM vol. 2, 8.2.2 "#DB").
+        if (v === VEC_DB) c.flags.bits &= ~RF;
+        else if (kind === TRAP_NONE) c.flags.bits |= RF;
         c.exKind = TRAP_NONE;
         c.exVector = -1;
         try {
