@@ -6,7 +6,14 @@ import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import type { Command } from 'commander';
 import { BareMachine, type RunResult } from '../../hw/bare-machine.js';
 import { ElfError } from '../../hw/elf-loader.js';
-import { type Cpu, formatInsn, InstructionTracer, MODE_64 } from '../../hw/cpu/index.js';
+import {
+  type Cpu,
+  formatInsn,
+  InstructionTracer,
+  MODE_64,
+  regName,
+  vectorName,
+} from '../../hw/cpu/index.js';
 import { decode } from '../../hw/cpu/decoder.js';
 import { Insn } from '../../hw/cpu/insn.js';
 import { type CliIo, EXIT, UserError } from '../io.js';
@@ -41,13 +48,6 @@ export interface ExecOptions {
 
 /** Instructions per run slice: output is shown between slices. */
 const SLICE = 10_000_000;
-
-const VECTOR_NAMES: Record<number, string> = {
-  0: '#DE', 1: '#DB', 3: '#BP', 4: '#OF', 5: '#BR', 6: '#UD', 7: '#NM', 8: '#DF', 10: '#TS',
-  11: '#NP', 12: '#SS', 13: '#GP', 14: '#PF', 16: '#MF', 17: '#AC', 18: '#MC', 19: '#XM', 29: '#VC',
-}; // prettier-ignore
-
-const GPRS = ['rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi'];
 
 /** A count option: a whole number of at least `min` (underscores allowed, as in 1_000_000). */
 function parseCount(name: string, text: string, min: number): number {
@@ -110,7 +110,7 @@ function insnAtRip(c: Cpu): string {
 
 /** The registers, four to a line, for the report of a stop. */
 function registerDump(c: Cpu): string[] {
-  const names = [...GPRS, ...Array.from({ length: 8 }, (_, k) => `r${k + 8}`)];
+  const names = Array.from({ length: 16 }, (_, k) => regName(k, 8));
   const cell = (n: string, v: bigint): string =>
     `${n.padStart(6)}=${v.toString(16).padStart(16, '0')}`;
   const cells = names.map((n, k) => cell(n, c.getReg64(k)));
@@ -171,7 +171,7 @@ function describeStop(r: RunResult, c: Cpu, total: number, limit: number): strin
   switch (r.stop) {
     case 'exception': {
       const e = r.exception!;
-      const name = VECTOR_NAMES[e.vector] ?? `vector ${e.vector}`;
+      const name = vectorName(e.vector);
       const at = insnAtRip(c);
       return [
         `exception ${name} (vector ${e.vector}, error code 0x${e.errorCode.toString(16)}) at ` +

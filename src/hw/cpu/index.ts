@@ -39,7 +39,7 @@ export { Segment } from './segment.js';
 export { rdmsr, readCr, VC_MSR, wrmsr, writeCr } from './system.js';
 export { decode, decodeOne, DECODE_MORE, DECODE_TOO_LONG, DECODE_UD } from './decoder.js';
 export { disassemble, type DisasmLine, formatInsn, regName } from './disasm.js';
-export { InstructionTracer, type TraceOptions } from './trace.js';
+export { InstructionTracer, type TraceOptions, vectorName } from './trace.js';
 export { Insn } from './insn.js';
 export { SimdState } from './simd-state.js';
 export {

@@ -7,7 +7,7 @@
 //   <count> <rip> <bytes> <text>[  <reg>=<value> ...]
 //   -- event <vector> <name>[ error <code>] -> <rip of the handler>
 
-import { formatInsn } from './disasm.js';
+import { formatInsn, regName } from './disasm.js';
 import type { Cpu } from './cpu.js';
 import type { Insn } from './insn.js';
 import { MODE_64 } from './cpu.js';
@@ -18,10 +18,10 @@ const VECTOR_NAMES = [
   '#PF', '', '#MF', '#AC', '#MC', '#XM', '', '', '', '', '', '', '', '', '#HV', '#VC', '#SX', '',
 ]; // prettier-ignore
 
-const GPR_NAMES = [
-  'rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi',
-  'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15',
-]; // prettier-ignore
+/** The mnemonic of exception vector `v` ('reserved' for unnamed ones below 32, 'interrupt' above). */
+export function vectorName(v: number): string {
+  return v < 32 ? VECTOR_NAMES[v] || 'reserved' : 'interrupt';
+}
 
 export interface TraceOptions {
   /** After each instruction, the general registers and RFLAGS it changed. */
@@ -60,7 +60,7 @@ export class InstructionTracer {
   /** Called when an event is delivered (Cpu.onEvent). */
   event(c: Cpu, vector: number, errorCode: number): void {
     this.flush(c);
-    const name = vector < 32 ? VECTOR_NAMES[vector] || 'reserved' : 'interrupt';
+    const name = vectorName(vector);
     const err = errorCode >= 0 ? ` error ${hex(errorCode >>> 0)}` : '';
     this.write(`-- event ${vector} ${name}${err} -> ${hex(c.rip, 16)}`);
   }
@@ -71,7 +71,7 @@ export class InstructionTracer {
     let changes = '';
     for (let n = 0; n < 16; n++) {
       if (c.r[2 * n] !== this.before[2 * n] || c.r[2 * n + 1] !== this.before[2 * n + 1]) {
-        changes += ` ${GPR_NAMES[n]}=${hex(c.getReg64(n))}`;
+        changes += ` ${regName(n, 8)}=${hex(c.getReg64(n))}`;
       }
     }
     if (c.rflags !== this.before[32]) changes += ` rflags=${hex(c.rflags)}`;
