@@ -395,6 +395,19 @@ export function fwait(c: Cpu): void {
   fwaitCheck(c);
 }
 
+/** FILD m16/m32/m64 (`size` bytes). */
+function fild(c: Cpu, s: SimdState, size: number): void {
+  readInt(c, size, B);
+  report(s, push(s, B));
+}
+
+/** FISTTP (`reg` 1: truncating), FIST (2) and FISTP (3) of `size` bytes. */
+function fist(c: Cpu, s: SimdState, size: number, reg: number): void {
+  get(s, 0, A);
+  writeInt(c, s, size, A, reg === 1 ? RC_ZERO : (s.fcw >> 10) & 3);
+  if (reg !== 2) pop(s);
+}
+
 /**
  * Bytes of the memory operand of escape D8+`esc` with ModRM.reg `reg`, for the segment limit
  * check (SDM vol. 2 opcode maps; environments as their 32-bit images, which are what this CPU
@@ -564,15 +577,12 @@ function memoryForm(c: Cpu, s: SimdState, esc: number, reg: number): void {
     case 3: // DB
       switch (reg) {
         case 0:
-          readInt(c, 4, B);
-          report(s, push(s, B));
+          fild(c, s, 4);
           return;
         case 1:
         case 2:
         case 3:
-          get(s, 0, A);
-          writeInt(c, s, 4, A, reg === 1 ? RC_ZERO : (s.fcw >> 10) & 3);
-          if (reg !== 2) pop(s);
+          fist(c, s, 4, reg);
           return;
         case 5:
           fld(c, s, 10);
@@ -592,9 +602,7 @@ function memoryForm(c: Cpu, s: SimdState, esc: number, reg: number): void {
           fld(c, s, 8);
           return;
         case 1:
-          get(s, 0, A);
-          writeInt(c, s, 8, A, RC_ZERO);
-          pop(s);
+          fist(c, s, 8, 1); // FISTTP m64
           return;
         case 2:
         case 3:
@@ -618,24 +626,18 @@ function memoryForm(c: Cpu, s: SimdState, esc: number, reg: number): void {
     default: // DF
       switch (reg) {
         case 0:
-          readInt(c, 2, B);
-          report(s, push(s, B));
+          fild(c, s, 2);
           return;
         case 1:
         case 2:
         case 3:
-          get(s, 0, A);
-          writeInt(c, s, 2, A, reg === 1 ? RC_ZERO : (s.fcw >> 10) & 3);
-          if (reg !== 2) pop(s);
+          fist(c, s, 2, reg);
           return;
         case 5:
-          readInt(c, 8, B);
-          report(s, push(s, B));
+          fild(c, s, 8);
           return;
         case 7:
-          get(s, 0, A);
-          writeInt(c, s, 8, A, (s.fcw >> 10) & 3);
-          pop(s);
+          fist(c, s, 8, 3); // FISTP m64
           return;
         default:
           c.fault(VEC_UD); // FBLD/FBSTP
