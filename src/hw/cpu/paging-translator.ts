@@ -88,6 +88,18 @@ export interface FlagsSource {
   readonly rflags: number;
 }
 
+/** In `leafRights`: the data rights hold only because RFLAGS.AC is set (SMAP). */
+const SMAP_AC = 0x100;
+
+/**
+ * The rights of `leafRights` a TLB may keep: write only once D is set (so the first store comes
+ * back to set it), and no AC-dependent data rights.
+ */
+function cacheable(rights: number, leafLo: number): number {
+  if ((rights & SMAP_AC) !== 0) return rights & PERM_X;
+  return (leafLo & E_D) !== 0 ? rights & (PERM_R | PERM_W | PERM_X) : rights & (PERM_R | PERM_X);
+}
+
 export class PagingTranslator implements Translator {
   /** CR0, CR4 and EFER (their low 32 bits hold every bit paging uses). Set with `setControl`. */
   cr0 = 0;
@@ -123,6 +135,8 @@ export class PagingTranslator implements Translator {
   private readonly rsvdHi: number;
   /** Scratch: entry addresses [0..3] and their tables' C-bits [4..7] of the walk in progress. */
   private readonly entries = new Float64Array(8);
+  /** The leaf entry's low word after `setAccessed` (with the A and D it set). */
+  private leafLo = 0;
 
   constructor(
     private readonly memory: PhysicalMemory,
@@ -281,47 +295,16 @@ export class PagingTranslator implements Translator {
       tableLo = addrLo;
       tableHi = eHi;
     }
-    const leafLevel = level;
-    // Page-level permissions for each kind of access at this privilege.
-    const smapBlocks = this.smap && !user && us;
-    const ac = smapBlocks && (this.flags.rflags & RFLAGS_AC) !== 0;
-    const dataOk = user ? us : !smapBlocks || ac;
-    const canRead = dataOk;
-    const canWrite = dataOk && (user ? rw : rw || !this.wp);
-    const canExec = !nx && (user ? us : !(this.smep && us));
-    const ok = access === ACCESS_READ ? canRead : access === ACCESS_WRITE ? canWrite : canExec;
-    if (!ok) return this.pf(errBits | PF_P, out);
+    const rights = this.leafRights(user, us, rw, nx);
+    if ((rights & (1 << access)) === 0) return this.pf(errBits | PF_P, out);
     // The final page against the RMP, for the access made.
     // Instruction fetches are always private; data follows the leaf's C-bit.
     const pageC = access === ACCESS_EXEC || (leafHi & this.cBitHi) !== 0;
     const dataC = (leafHi & this.cBitHi) !== 0;
     const gpa = frame * 4096;
     if (!this.targetOnly && !this.rmpOk(gpa, pageC, cpl, access, NPF_FINAL, out)) return -1;
-    // Accessed on every level, dirty on the leaf for a write. Each store is RMP checked as a write.
-    for (let l = 4; l >= leafLevel; l--) {
-      const at = entries[4 - l]!;
-      const v = view.getInt32(at, true);
-      const want = v | E_A | (l === leafLevel && access === ACCESS_WRITE ? E_D : 0);
-      if (want !== v) {
-        if (!this.rmpOk(at, entries[8 - l] === 1, cpl, ACCESS_WRITE, NPF_PAGE, out)) return -1;
-        view.setInt32(at, want, true);
-        this.tracked?.markWritten(at, 4);
-        this.code?.invalidate(at, 4);
-        if (l === leafLevel) leafLo = want;
-      }
-    }
-    let perm: number;
-    if (smapBlocks) {
-      // Data accesses allowed by AC this once, not cached (see the file comment); fetches do not
-      // depend on AC.
-      perm = canExec ? PERM_X : 0;
-    } else {
-      perm =
-        (canRead ? PERM_R : 0) |
-        (canWrite && (leafLo & E_D) !== 0 ? PERM_W : 0) |
-        (canExec ? PERM_X : 0);
-    }
-    out.perm = this.finalPerms(gpa, dataC, cpl, perm);
+    if (!this.setAccessed(4, level, leafLo, access, cpl, out)) return -1;
+    out.perm = this.finalPerms(gpa, dataC, cpl, cacheable(rights, this.leafLo));
     return frame;
   }
 
@@ -410,40 +393,65 @@ export class PagingTranslator implements Translator {
       }
       tableGpa = (eLo & 0xffff_f000) + (eHi & this.addrMaskHi) * TWO32;
     }
-    const leafLevel = level;
-    const smapBlocks = this.smap && !user && us;
-    const ac = smapBlocks && (this.flags.rflags & RFLAGS_AC) !== 0;
-    const dataOk = user ? us : !smapBlocks || ac;
-    const canRead = dataOk;
-    const canWrite = dataOk && (user ? rw : rw || !this.wp);
-    const canExec = !nx && (user ? us : !(this.smep && us));
-    const ok = access === ACCESS_READ ? canRead : access === ACCESS_WRITE ? canWrite : canExec;
-    if (!ok) return this.pf(errBits | PF_P, out);
+    const rights = this.leafRights(user, us, rw, nx);
+    if ((rights & (1 << access)) === 0) return this.pf(errBits | PF_P, out);
     const dataC = pae ? (leafHi & this.cBitHi) !== 0 : true;
     const pageC = access === ACCESS_EXEC || dataC;
     const gpa = frame * 4096;
     if (!this.rmpOk(gpa, pageC, cpl, access, NPF_FINAL, out)) return -1;
-    for (let l = 2; l >= leafLevel; l--) {
-      const at = entries[2 - l]!;
+    if (!this.setAccessed(2, level, leafLo, access, cpl, out)) return -1;
+    out.perm = this.finalPerms(gpa, dataC, cpl, cacheable(rights, this.leafLo));
+    return frame;
+  }
+
+  /**
+   * What the leaf's combined U/S, R/W and NX bits grant at this privilege (APM vol. 2, 5.6): the
+   * PERM_* bits of the access kinds allowed, D not considered; SMAP_AC when supervisor data
+   * rights on a user page come from RFLAGS.AC alone (allowed this once, never cached: see the file
+   * comment).
+   */
+  private leafRights(user: boolean, us: boolean, rw: boolean, nx: boolean): number {
+    const smapBlocks = this.smap && !user && us;
+    const ac = smapBlocks && (this.flags.rflags & RFLAGS_AC) !== 0;
+    const dataOk = user ? us : !smapBlocks || ac;
+    let rights = 0;
+    if (dataOk) rights |= PERM_R;
+    if (dataOk && (user ? rw : rw || !this.wp)) rights |= PERM_W;
+    if (!nx && (user ? us : !(this.smep && us))) rights |= PERM_X;
+    return smapBlocks ? rights | SMAP_AC : rights;
+  }
+
+  /**
+   * Sets A in every entry walked (`entries` from level `top` down to `leafLevel`) and D in the
+   * leaf for a write, each store RMP-checked as a write; the leaf's low word ends in `leafLo`.
+   * False (with `out` set) when the RMP refuses a store.
+   */
+  private setAccessed(
+    top: number,
+    leafLevel: number,
+    leaf: number,
+    access: number,
+    cpl: number,
+    out: TranslateResult,
+  ): boolean {
+    const view = this.view;
+    const entries = this.entries;
+    this.leafLo = leaf;
+    for (let l = top; l >= leafLevel; l--) {
+      const at = entries[top - l]!;
       const v = view.getInt32(at, true);
       const want = v | E_A | (l === leafLevel && access === ACCESS_WRITE ? E_D : 0);
       if (want !== v) {
-        if (!this.rmpOk(at, entries[6 - l] === 1, cpl, ACCESS_WRITE, NPF_PAGE, out)) return -1;
+        if (!this.rmpOk(at, entries[top + 4 - l] === 1, cpl, ACCESS_WRITE, NPF_PAGE, out)) {
+          return false;
+        }
         view.setInt32(at, want, true);
         this.tracked?.markWritten(at, 4);
         this.code?.invalidate(at, 4);
-        if (l === leafLevel) leafLo = want;
+        if (l === leafLevel) this.leafLo = want;
       }
     }
-    const perm = smapBlocks
-      ? canExec
-        ? PERM_X
-        : 0
-      : (canRead ? PERM_R : 0) |
-        (canWrite && (leafLo & E_D) !== 0 ? PERM_W : 0) |
-        (canExec ? PERM_X : 0);
-    out.perm = this.finalPerms(gpa, dataC, cpl, perm);
-    return frame;
+    return true;
   }
 
   /**
