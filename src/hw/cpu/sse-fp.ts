@@ -343,14 +343,31 @@ export function executeFp(c: Cpu, i: Insn): void {
   const type = i.sub >> 4;
   const op = i.sub & 15;
   const s = srcW(c, i, type === K.T_SS ? 4 : type === K.T_SD ? 8 : 16, type < 2);
-  const d = i.reg;
+  byForm(st, type, i.reg, s, op, lane32, lane64);
+}
+
+type LaneOp = (st: SimdState, arg: number, d: number, s: number) => void;
+
+/**
+ * Runs `f32` or `f64` on the lanes the form `type` (PS, PD, SS, SD) covers, destination slot `d`
+ * and source slot `s`. Packed forms compute into the scratch slot first: the source may be the
+ * destination.
+ */
+function byForm(
+  st: SimdState,
+  type: number,
+  d: number,
+  s: number,
+  arg: number,
+  f32: LaneOp,
+  f64: LaneOp,
+): void {
   switch (type) {
     case K.T_PS: {
-      // Packed: compute into the scratch slot (the source may be the destination).
       const t = XMM_TMP;
       for (let k = 0; k < 4; k++) {
         st.x32[4 * t + k] = st.x32[4 * d + k]!;
-        lane32(st, op, 4 * t + k, 4 * s + k);
+        f32(st, arg, 4 * t + k, 4 * s + k);
       }
       for (let k = 0; k < 4; k++) st.x32[4 * d + k] = st.x32[4 * t + k]!;
       return;
@@ -358,16 +375,16 @@ export function executeFp(c: Cpu, i: Insn): void {
     case K.T_PD: {
       const t = XMM_TMP;
       for (let k = 0; k < 4; k++) st.x32[4 * t + k] = st.x32[4 * d + k]!;
-      lane64(st, op, 4 * t, 4 * s);
-      lane64(st, op, 4 * t + 2, 4 * s + 2);
+      f64(st, arg, 4 * t, 4 * s);
+      f64(st, arg, 4 * t + 2, 4 * s + 2);
       for (let k = 0; k < 4; k++) st.x32[4 * d + k] = st.x32[4 * t + k]!;
       return;
     }
     case K.T_SS:
-      lane32(st, op, 4 * d, 4 * s);
+      f32(st, arg, 4 * d, 4 * s);
       return;
     default:
-      lane64(st, op, 4 * d, 4 * s);
+      f64(st, arg, 4 * d, 4 * s);
   }
 }
 
@@ -428,32 +445,7 @@ export function executeCmp(c: Cpu, i: Insn): void {
   const st = c.simd;
   const type = i.sub;
   const s = srcW(c, i, type === K.T_SS ? 4 : type === K.T_SD ? 8 : 16, type < 2);
-  const d = i.reg;
-  const p = i.imm & 7;
-  switch (type) {
-    case K.T_PS: {
-      const t = XMM_TMP;
-      for (let k = 0; k < 4; k++) {
-        st.x32[4 * t + k] = st.x32[4 * d + k]!;
-        cmp32(st, p, 4 * t + k, 4 * s + k);
-      }
-      for (let k = 0; k < 4; k++) st.x32[4 * d + k] = st.x32[4 * t + k]!;
-      return;
-    }
-    case K.T_PD: {
-      const t = XMM_TMP;
-      for (let k = 0; k < 4; k++) st.x32[4 * t + k] = st.x32[4 * d + k]!;
-      cmp64(st, p, 4 * t, 4 * s);
-      cmp64(st, p, 4 * t + 2, 4 * s + 2);
-      for (let k = 0; k < 4; k++) st.x32[4 * d + k] = st.x32[4 * t + k]!;
-      return;
-    }
-    case K.T_SS:
-      cmp32(st, p, 4 * d, 4 * s);
-      return;
-    default:
-      cmp64(st, p, 4 * d, 4 * s);
-  }
+  byForm(st, type, i.reg, s, i.imm & 7, cmp32, cmp64);
 }
 
 /** COMISS/COMISD/UCOMISS/UCOMISD: ZF PF CF from the compare; OF SF AF cleared. */
