@@ -481,10 +481,19 @@ export class Cpu {
   /** Changes CPL; between user and supervisor the TLB sets are swapped. */
   setCpl(cpl: number): void {
     if ((cpl === 3) !== (this.cpl === 3)) {
-      [this.tlbTag0, this.otherTag0] = [this.otherTag0, this.tlbTag0];
-      [this.tlbTag1, this.otherTag1] = [this.otherTag1, this.tlbTag1];
-      [this.tlbBase, this.otherBase] = [this.otherBase, this.tlbBase];
-      [this.tlbPerm, this.otherPerm] = [this.otherPerm, this.tlbPerm];
+      // Plain swaps (no destructuring arrays: this runs on every SYSCALL and SYSRET).
+      const tag0 = this.tlbTag0;
+      this.tlbTag0 = this.otherTag0;
+      this.otherTag0 = tag0;
+      const tag1 = this.tlbTag1;
+      this.tlbTag1 = this.otherTag1;
+      this.otherTag1 = tag1;
+      const base = this.tlbBase;
+      this.tlbBase = this.otherBase;
+      this.otherBase = base;
+      const perm = this.tlbPerm;
+      this.tlbPerm = this.otherPerm;
+      this.otherPerm = perm;
     }
     this.cpl = cpl;
   }
