@@ -5,18 +5,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  clearValid,
   exceptionEvent,
-  GHCB,
-  type GhcbValidatedField,
   type GuestCpu,
   IOIO_EXITINFO1,
-  isValid,
-  markValid,
   MSR,
-  msrPscRequest,
-  msrRegisterGpaRequest,
-  PSC_OP,
   SW_EXITCODE,
 } from '../src/arch/index.js';
 import { CpuModel } from '../src/host/cpu-model.js';
@@ -32,22 +24,22 @@ import {
 } from '../src/host/devices/uart8250.js';
 import { PAT_DEFAULT } from '../src/host/exits/msr-table.js';
 import { createTestCvm, type TestCvm } from './support/cvm.js';
+import {
+  type Answer as GhcbAnswer,
+  GHCB_GPA,
+  ghcbExit,
+  type Inputs,
+  OUTSIDE_GPA,
+  setUpGhcb,
+} from './support/ghcb-guest.js';
 
-const GHCB_GPA = 0x5_0000;
 const BUFFER_GPA = GHCB_GPA + 0x800;
-const OUTSIDE_GPA = 0x5_1000;
 const GP = exceptionEvent(13);
 const MISSING = [2n, 4n];
 const BAD_SCRATCH = [2n, 3n];
 
-type Inputs = Partial<Record<GhcbValidatedField, bigint | number>>;
-
-interface Answer {
-  readonly info1: bigint;
-  readonly info2: bigint;
-  readonly page: Uint8Array;
-  /** A returned register, or undefined if the host did not mark it valid. */
-  reg(name: GhcbValidatedField): bigint | undefined;
+/** ghcbExit's answer, with the shared buffer at 0x800 of the GHCB page. */
+interface Answer extends GhcbAnswer {
   /** The shared buffer's first `n` bytes. */
   buffer(n: number): Uint8Array;
 }
@@ -61,39 +53,9 @@ function* exit(
   inputs: Inputs = {},
   buffer?: Uint8Array,
 ): Generator<void, Answer, void> {
-  const page = new Uint8Array(0x1000);
-  const g = GHCB.on(page);
-  g.set('protocolVersion', 2);
-  clearValid(page);
-  g.set('swExitCode', BigInt(code)).set('swExitInfo1', info1).set('swExitInfo2', info2);
-  for (const f of ['swExitCode', 'swExitInfo1', 'swExitInfo2'] as const) markValid(page, f);
-  for (const [name, value] of Object.entries(inputs) as [GhcbValidatedField, bigint | number][]) {
-    if (name === 'cpl') GHCB.set(page, 'cpl', Number(value));
-    else GHCB.set(page, name, BigInt(value) as never);
-    markValid(page, name);
-  }
-  if (buffer !== undefined) page.set(buffer, 0x800);
-  cpu.write(GHCB_GPA, page, true);
-  cpu.wrmsr(MSR.GHCB, BigInt(GHCB_GPA));
-  yield* cpu.vmgexit();
-  const after = cpu.read(GHCB_GPA, 0x1000, true);
-  return {
-    info1: GHCB.get(after, 'swExitInfo1'),
-    info2: GHCB.get(after, 'swExitInfo2'),
-    page: after,
-    reg: (name) => (isValid(after, name) ? BigInt(GHCB.get(after, name)) : undefined),
-    buffer: (n) => after.slice(0x800, 0x800 + n),
-  };
-}
-
-/** Makes the GHCB page (and the page after it) shared and registers the GHCB. */
-function* setUp(cpu: GuestCpu): Generator<void, void, void> {
-  for (const gpa of [GHCB_GPA, OUTSIDE_GPA]) {
-    cpu.wrmsr(MSR.GHCB, msrPscRequest(gpa / 0x1000, PSC_OP.SHARED));
-    yield* cpu.vmgexit();
-  }
-  cpu.wrmsr(MSR.GHCB, msrRegisterGpaRequest(GHCB_GPA / 0x1000));
-  yield* cpu.vmgexit();
+  const shared = buffer === undefined ? undefined : { at: 0x800, bytes: buffer };
+  const a = yield* ghcbExit(cpu, code, info1, info2, inputs, shared);
+  return { ...a, buffer: (n) => a.page.slice(0x800, 0x800 + n) };
 }
 
 /** Runs `body` as the VMPL2 guest of a fresh CVM and returns the CVM after the run. */
@@ -104,7 +66,7 @@ function runGuest(
 ): TestCvm {
   const cvm = createTestCvm(
     function* (cpu) {
-      yield* setUp(cpu);
+      yield* setUpGhcb(cpu);
       yield* body(cpu);
     },
     { vcpus },
