@@ -309,33 +309,23 @@ function prioritise(st: SimdState, before: number): void {
   st.mxcsr = got | (before & (MXCSR_IE | MXCSR_DE));
 }
 
-function lane32(st: SimdState, op: number, d: number, s: number): void {
-  const before = st.mxcsr;
-  st.mxcsr &= ~(MXCSR_IE | MXCSR_DE);
-  lane32Raw(st, op, d, s);
-  prioritise(st, before);
+/**
+ * `raw` with its lane's IE/DE collected apart and then merged by `prioritise` (so an operand's
+ * DE does not stand beside its own IE).
+ */
+function prioritised(raw: LaneOp): LaneOp {
+  return (st, arg, d, s) => {
+    const before = st.mxcsr;
+    st.mxcsr &= ~(MXCSR_IE | MXCSR_DE);
+    raw(st, arg, d, s);
+    prioritise(st, before);
+  };
 }
 
-function lane64(st: SimdState, op: number, d: number, s: number): void {
-  const before = st.mxcsr;
-  st.mxcsr &= ~(MXCSR_IE | MXCSR_DE);
-  lane64Raw(st, op, d, s);
-  prioritise(st, before);
-}
-
-function cmp32(st: SimdState, p: number, d: number, s: number): void {
-  const before = st.mxcsr;
-  st.mxcsr &= ~(MXCSR_IE | MXCSR_DE);
-  cmp32Raw(st, p, d, s);
-  prioritise(st, before);
-}
-
-function cmp64(st: SimdState, p: number, d: number, s: number): void {
-  const before = st.mxcsr;
-  st.mxcsr &= ~(MXCSR_IE | MXCSR_DE);
-  cmp64Raw(st, p, d, s);
-  prioritise(st, before);
-}
+const lane32 = prioritised(lane32Raw);
+const lane64 = prioritised(lane64Raw);
+const cmp32 = prioritised(cmp32Raw);
+const cmp64 = prioritised(cmp64Raw);
 
 /** ADD/SUB/MUL/DIV/MIN/MAX/SQRT/RSQRT/RCP in PS/PD/SS/SD forms. */
 export function executeFp(c: Cpu, i: Insn): void {
